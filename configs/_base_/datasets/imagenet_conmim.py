@@ -1,0 +1,45 @@
+# ConMIM's asymmetric views of ImageNet-1K (mmpretrain's data/imagenet layout).
+# One crop and flip shared by both views; the student view is only normalised (and masked by
+# the model), the teacher view gets BYOL's second-view photometric set.
+dataset_type = 'ImageNet'
+data_root = 'data/imagenet/'
+img_size = 224
+patch_size = 16
+
+data_preprocessor = dict(
+    type='SelfSupDataPreprocessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    to_rgb=True)
+
+strong_view = [
+    dict(type='RandomApply',
+         transforms=[dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)],
+         prob=0.8),
+    dict(type='RandomGrayscale', prob=0.2, keep_channels=True, channel_weights=(0.114, 0.587, 0.2989)),
+    dict(type='GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf', prob=0.1),
+    dict(type='Solarize', thr=128, prob=0.2),
+]
+# Block-wise masking, 75 of 196 patches at 224/16 (the official code's default). The ViT-L
+# recipe switches to random masking of 32-px units: strategy='random', mask_ratio=0.75.
+mask_generator = dict(type='ConMIMMaskGenerator', patch_size=patch_size, strategy='block',
+                      mask_ratio=75 / 196, min_num_patches=16)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.08, 1.0),
+         aspect_ratio_range=(3. / 4., 4. / 3.), interpolation='bicubic', backend='pillow'),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='MultiView', num_views=[1, 1], transforms=[[], strong_view]),  # [student, teacher]
+    mask_generator,
+    dict(type='PackInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=64,
+    num_workers=10,
+    persistent_workers=False,  # EpochSeedHook re-seeds workers every epoch (exact resume)
+    pin_memory=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline))

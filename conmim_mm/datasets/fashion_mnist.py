@@ -1,0 +1,29 @@
+"""The embedded default data: Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package."""
+import gzip
+import os
+import shutil
+
+DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
+FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
+         't10k-labels-idx1-ubyte')
+
+
+def prepare_fashion_mnist(dst: str = 'data/fashion_mnist', src: str = DEBIAN_FASHION_MNIST) -> str:
+    """Un-gzip the four idx files into ``dst`` (what mmpretrain's ``FashionMNIST`` reads).
+
+    Returns ``dst``. Files already there are kept.
+    """
+    os.makedirs(dst, exist_ok=True)
+    for name in FILES:
+        out = os.path.join(dst, name)
+        if os.path.exists(out):
+            continue
+        gz = os.path.join(src, name + '.gz')
+        if not os.path.exists(gz):
+            raise FileNotFoundError(
+                f'{gz} is missing. Install the data with `apt-get install dataset-fashion-mnist` '
+                '(tools/setup_env.sh does), or put the un-gzipped idx files in ' + dst)
+        with gzip.open(gz, 'rb') as fin, open(out + '.part', 'wb') as fout:
+            shutil.copyfileobj(fin, fout)
+        os.replace(out + '.part', out)
+    return dst

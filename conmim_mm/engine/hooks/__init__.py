@@ -1,0 +1,3 @@
+from .epoch_seed_hook import EpochSeedHook
+
+__all__ = ["EpochSeedHook"]

@@ -1,0 +1,3 @@
+from .conmim_vit import ConMIMViT, SDPABEiTAttention
+
+__all__ = ["ConMIMViT", "SDPABEiTAttention"]

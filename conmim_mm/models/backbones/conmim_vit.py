@@ -1,0 +1,191 @@
+"""The BEiT-style ViT that ConMIM pretrains, with a mask token and fused attention.
+
+Parameter names are those of mmpretrain's ``BEiTViT`` (``layers.i.attn.qkv``, ``q_bias``,
+``v_bias``, ``gamma_1``, ``rel_pos_bias.relative_position_bias_table``, ...), so a ConMIM
+checkpoint loads into ``BEiTViT`` and into this class in mmpretrain, mmseg and mmdet alike.
+Differences from ``BEiTViT``:
+
+* attention runs through ``F.scaled_dot_product_attention`` with the relative position bias as
+  an additive mask, which never materialises the N x N attention matrix for backward;
+* any input whose sides are multiples of the patch size works: the relative position tables
+  are resized on the fly when the token grid differs from the one they were built for;
+* ``forward(x, mask)`` replaces the embeddings of masked patches by a learnable mask token;
+* ``arch='small'`` is the paper's ViT-S (384 wide, 12 layers, 6 heads), not mmpretrain's
+  768-wide, 8-layer BEiT-small;
+* BEiT's initialisation is the default, and activation checkpointing is a switch.
+"""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmengine.model.weight_init import trunc_normal_
+from mmpretrain.models.backbones.beit import BEiTViT
+from mmpretrain.models.utils import BEiTAttention
+from mmpretrain.registry import MODELS
+
+from ..utils.relative_position import relative_position_bias
+
+
+class SDPABEiTAttention(BEiTAttention):
+    """``BEiTAttention`` (same parameters) computed by ``scaled_dot_product_attention``.
+
+    ``rel_pos_bias`` is the (heads, N, N) bias to add to the attention logits; the backbone
+    computes it for the current token grid (from this layer's own table or the shared one).
+    """
+
+    def forward(self, x: torch.Tensor, rel_pos_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+        B, N, C = x.shape
+        qkv_bias = None
+        if self.bias == 'qv_bias':
+            qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
+        elif self.bias:
+            qkv_bias = self.qkv.bias
+        qkv = F.linear(x, self.qkv.weight, qkv_bias)
+        q, k, v = qkv.view(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        if rel_pos_bias is None and self.relative_position_bias_table is not None:
+            grid = self.window_size
+            if grid[0] * grid[1] + 1 != N:
+                raise ValueError(f'This attention layer was built for a {grid[0]}x{grid[1]} token '
+                                 f'grid but got {N - 1} patch tokens; pass the bias for the '
+                                 'current grid (ConMIMViT does so).')
+            rel_pos_bias = relative_position_bias(self.relative_position_bias_table, grid, grid)
+        attn_mask = None if rel_pos_bias is None else rel_pos_bias.unsqueeze(0).to(q.dtype)
+        x = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask,
+            dropout_p=self.attn_drop.p if self.training else 0., scale=self.scale)
+        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, N, C)))
+
+
+@MODELS.register_module()
+class ConMIMViT(BEiTViT):
+    """BEiT-style ViT for ConMIM pretraining and transfer.
+
+    Args:
+        arch (str | dict): ``'tiny'``/``'small'``/``'base'``/``'large'`` (192/384/768/1024 wide,
+            12/12/12/24 layers, 3/6/12/16 heads) or a dict with ``embed_dims``, ``num_layers``,
+            ``num_heads`` and ``feedforward_channels``.
+        img_size (int | tuple): Image size the relative position tables are built for.
+            Other sizes work as long as both sides are multiples of ``patch_size``.
+        patch_size (int): Side of a square patch in pixels.
+        with_mask_token (bool): Create the learnable mask token (pretraining). Downstream
+            models set it False; a checkpoint's ``mask_token`` is then ignored on load.
+        use_checkpoint (bool): Recompute each layer's activations in backward (saves memory).
+        **kwargs: Everything else ``BEiTViT`` takes (``out_indices``, ``out_type``,
+            ``final_norm``, ``drop_path_rate``, ``layer_scale_init_value``,
+            ``use_rel_pos_bias``, ``use_shared_rel_pos_bias``, ``frozen_stages``, ...).
+    """
+    arch_zoo = {
+        **BEiTViT.arch_zoo,
+        **dict.fromkeys(['t', 'tiny'], dict(embed_dims=192, num_layers=12, num_heads=3,
+                                            feedforward_channels=768)),
+        **dict.fromkeys(['s', 'small'], dict(embed_dims=384, num_layers=12, num_heads=6,
+                                             feedforward_channels=1536)),
+    }
+
+    def __init__(self,
+                 arch='base',
+                 img_size=224,
+                 patch_size=16,
+                 with_mask_token: bool = True,
+                 use_checkpoint: bool = False,
+                 init_cfg=None,
+                 **kwargs):
+        if init_cfg is None:  # BEiT's initialisation
+            init_cfg = [
+                dict(type='TruncNormal', layer=['Conv2d', 'Linear'], std=0.02, bias=0.),
+                dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
+            ]
+        super().__init__(arch=arch, img_size=img_size, patch_size=patch_size, init_cfg=init_cfg,
+                         **kwargs)
+        self.patch_size = patch_size
+        self.use_checkpoint = use_checkpoint
+        # Same parameters, computed with the fused attention kernel.
+        for layer in self.layers:
+            old = layer.attn
+            layer.attn = SDPABEiTAttention(
+                embed_dims=old.embed_dims, num_heads=old.num_heads, window_size=old.window_size,
+                use_rel_pos_bias=old.use_rel_pos_bias, bias=old.bias, qk_scale=old.scale,
+                attn_drop_rate=old.attn_drop.p, proj_drop_rate=old.proj_drop.p)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims)) if with_mask_token else None
+        self._register_load_state_dict_pre_hook(self._drop_unused_mask_token)
+
+    # ------------------------------------------------------------------ init & loading
+    def init_weights(self) -> None:
+        super().init_weights()
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            return
+        trunc_normal_(self.cls_token, std=0.02)
+        if self.mask_token is not None:
+            trunc_normal_(self.mask_token, std=0.02)
+        # BEiT rescales each residual branch's output projection by 1/sqrt(2 * depth).
+        for depth, layer in enumerate(self.layers, start=1):
+            layer.attn.proj.weight.data.div_(math.sqrt(2.0 * depth))
+            layer.ffn.layers[1].weight.data.div_(math.sqrt(2.0 * depth))
+
+    def _drop_unused_mask_token(self, state_dict, prefix, *args, **kwargs):
+        if self.mask_token is None:
+            state_dict.pop(prefix + 'mask_token', None)
+
+    # ------------------------------------------------------------------ forward
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4:
+            raise ValueError(f'ConMIMViT expects images of shape (B, C, H, W), got {tuple(x.shape)}.')
+        h, w = x.shape[-2:]
+        if h % self.patch_size or w % self.patch_size:
+            raise ValueError(
+                f'ConMIMViT got a {h}x{w} image, but both sides must be multiples of the patch '
+                f'size {self.patch_size}. Resize, crop or pad the input (e.g. to '
+                f'{math.ceil(h / self.patch_size) * self.patch_size}x'
+                f'{math.ceil(w / self.patch_size) * self.patch_size}).')
+
+    def _layer_biases(self, grid: Tuple[int, int]) -> Sequence[Optional[torch.Tensor]]:
+        """Relative position bias of every layer for this token grid."""
+        if self.rel_pos_bias is not None:  # one table shared by all layers
+            shared = relative_position_bias(self.rel_pos_bias.relative_position_bias_table,
+                                            self.rel_pos_bias.window_size, grid)
+            return [shared] * len(self.layers)
+        return [
+            relative_position_bias(layer.attn.relative_position_bias_table, layer.attn.window_size,
+                                   grid) if layer.attn.use_rel_pos_bias else None
+            for layer in self.layers
+        ]
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor]:
+        """Encode images; with a patch ``mask`` (B, h, w) or (B, h*w), True/1 = masked,
+        the embeddings of masked patches are replaced by the mask token."""
+        self._check_input(x)
+        B = x.shape[0]
+        x, grid = self.patch_embed(x)
+        if mask is not None:
+            if self.mask_token is None:
+                raise RuntimeError('This ConMIMViT was built with with_mask_token=False, so it '
+                                   'cannot take a mask.')
+            mask = mask.reshape(B, -1)
+            if mask.shape[1] != x.shape[1]:
+                raise ValueError(f'The mask has {mask.shape[1]} patches but the image has '
+                                 f'{grid[0]}x{grid[1]} = {x.shape[1]}; build the mask for image '
+                                 f'size / patch size {self.patch_size}.')
+            x = torch.where(mask.bool().unsqueeze(-1), self.mask_token.to(x.dtype), x)
+
+        if self.cls_token is not None:
+            x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
+        if self.pos_embed is not None:
+            x = x + self.resize_pos_embed(self.pos_embed, self.patch_resolution, grid,
+                                          mode=self.interpolate_mode,
+                                          num_extra_tokens=self.num_extra_tokens)
+        x = self.drop_after_pos(x)
+
+        outs = []
+        for i, (layer, bias) in enumerate(zip(self.layers, self._layer_biases(grid))):
+            if self.use_checkpoint and self.training and x.requires_grad:
+                x = cp.checkpoint(layer, x, bias, use_reentrant=False)
+            else:
+                x = layer(x, bias)
+            if i == len(self.layers) - 1 and self.final_norm:
+                x = self.ln1(x)
+            if i in self.out_indices:
+                outs.append(self._format_output(x, grid))
+        return tuple(outs)

@@ -1,0 +1,3 @@
+from .fused_ema import FusedCosineEMA
+
+__all__ = ["FusedCosineEMA"]

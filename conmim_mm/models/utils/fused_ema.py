@@ -1,0 +1,54 @@
+"""mmpretrain's ``CosineEMA`` with the update fused over all tensors at once."""
+from math import cos, pi
+
+import torch
+import torch.nn as nn
+from mmengine.logging import MessageHub
+from mmpretrain.models.utils import CosineEMA
+from mmpretrain.registry import MODELS
+
+
+@MODELS.register_module()
+class FusedCosineEMA(CosineEMA):
+    """``CosineEMA`` (same arguments, state and schedule) updated with ``torch._foreach_*``.
+
+    The stock update walks the parameters in Python and asks the ``MessageHub`` for
+    ``max_iters`` once per tensor; here the momentum is computed once per step and all
+    parameters move in one fused ``lerp``. As in mmengine, ``momentum`` is the weight of the
+    *new* value: ``avg = (1 - m) * avg + m * src``; the paper's teacher coefficient is ``1 - m``.
+    The first update copies the source, so the average starts equal to it.
+    """
+
+    def __init__(self, model: nn.Module, *args, **kwargs) -> None:
+        super().__init__(model, *args, **kwargs)
+        self.last_momentum = 1.0
+
+    def momentum_at(self, steps: int) -> float:
+        """Weight of the new value at update number ``steps`` (cosine from momentum to end)."""
+        max_iters = MessageHub.get_current_instance().get_info('max_iters')
+        if max_iters is None:
+            raise RuntimeError(
+                'FusedCosineEMA needs the total number of iterations for its cosine schedule: run '
+                'it inside an mmengine Runner, or call MessageHub.get_current_instance()'
+                '.update_info("max_iters", N) first.')
+        annealing = (cos(pi * steps / float(max_iters)) + 1) / 2
+        return self.end_momentum - (self.end_momentum - self.momentum) * annealing
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        src = dict(model.state_dict(keep_vars=True)) if self.update_buffers \
+            else dict(model.named_parameters())
+        names = [k for k, v in self.avg_parameters.items() if v.dtype.is_floating_point]
+        averaged = [self.avg_parameters[k].data for k in names]
+        source = [src[k].data for k in names]
+        steps = int(self.steps)
+        if steps == 0:
+            torch._foreach_copy_(averaged, source)
+            self.last_momentum = 1.0
+        elif steps % self.interval == 0:
+            self.last_momentum = self.momentum_at(steps)
+            torch._foreach_lerp_(averaged, source, self.last_momentum)
+        if not self.update_buffers:
+            for b_avg, b_src in zip(self.module.buffers(), model.buffers()):
+                b_avg.data.copy_(b_src.data)
+        self.steps += 1

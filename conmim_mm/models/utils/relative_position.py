@@ -1,0 +1,62 @@
+"""Relative position bias for BEiT-style ViTs, on any token grid.
+
+The bias table of a BEiT layer holds one learnable value per head for every 2-D offset between
+two patches of a ``window`` (the pretraining grid, e.g. 14x14), plus three entries for the
+[CLS] token (cls->patch, patch->cls, cls->cls). On a grid of another size (a 512x512 crop, a
+detection image of any shape) the patch part of the table is resized bicubically and indexed
+with the offsets of that grid, so one set of weights serves every input size.
+"""
+from functools import lru_cache
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+
+NUM_CLS_ENTRIES = 3
+
+
+def num_relative_distances(window: Tuple[int, int]) -> int:
+    """Rows of a bias table for ``window``: all patch offsets plus the [CLS] entries."""
+    return (2 * window[0] - 1) * (2 * window[1] - 1) + NUM_CLS_ENTRIES
+
+
+@lru_cache(maxsize=32)
+def relative_position_index(grid: Tuple[int, int]) -> torch.Tensor:
+    """(N+1, N+1) table row for every token pair of ``grid`` (N = h*w, token 0 is [CLS]).
+
+    The layout is BEiT's, so the same table rows are read as in mmpretrain's ``BEiTAttention``.
+    """
+    h, w = grid
+    coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')).flatten(1)
+    offsets = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)  # (N, N, 2)
+    patch_index = (offsets[..., 0] + h - 1) * (2 * w - 1) + (offsets[..., 1] + w - 1)
+    num_distances = num_relative_distances(grid)
+    index = torch.empty((h * w + 1, ) * 2, dtype=torch.long)
+    index[1:, 1:] = patch_index
+    index[0, :] = num_distances - 3  # cls -> token
+    index[:, 0] = num_distances - 2  # token -> cls
+    index[0, 0] = num_distances - 1  # cls -> cls
+    return index
+
+
+def resize_bias_table(table: torch.Tensor, window: Tuple[int, int],
+                      grid: Tuple[int, int]) -> torch.Tensor:
+    """Resize a (num_distances(window), heads) table to ``grid`` (bicubic, differentiable)."""
+    if tuple(window) == tuple(grid):
+        return table
+    patch_part, cls_part = table[:-NUM_CLS_ENTRIES], table[-NUM_CLS_ENTRIES:]
+    src = (2 * window[0] - 1, 2 * window[1] - 1)
+    dst = (2 * grid[0] - 1, 2 * grid[1] - 1)
+    patch_part = patch_part.t().reshape(1, -1, *src)
+    patch_part = F.interpolate(patch_part, size=dst, mode='bicubic', align_corners=False)
+    return torch.cat([patch_part.reshape(-1, dst[0] * dst[1]).t(), cls_part], dim=0)
+
+
+def relative_position_bias(table: torch.Tensor, window: Tuple[int, int],
+                           grid: Tuple[int, int]) -> torch.Tensor:
+    """The (heads, N+1, N+1) additive attention bias of ``table`` on a token ``grid``."""
+    grid = tuple(int(g) for g in grid)
+    table = resize_bias_table(table, tuple(window), grid)
+    index = relative_position_index(grid).to(table.device)
+    num_tokens = grid[0] * grid[1] + 1
+    return table[index.view(-1)].view(num_tokens, num_tokens, -1).permute(2, 0, 1).contiguous()

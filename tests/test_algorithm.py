@@ -1,0 +1,135 @@
+import copy
+import math
+
+import pytest
+import torch
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+TINY = dict(embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=64)
+
+
+def build_conmim(img_size=32, patch_size=8, **kwargs):
+    cfg = dict(
+        type='ConMIM',
+        backbone=dict(type='ConMIMViT', arch=TINY, img_size=img_size, patch_size=patch_size,
+                      out_type='raw', final_norm=True, use_rel_pos_bias=False,
+                      use_shared_rel_pos_bias=True),
+        neck=dict(type='NonLinearNeck', in_channels=32, hid_channels=64, out_channels=16,
+                  num_layers=3, with_bias=False, with_last_bn=True, with_last_bn_affine=False,
+                  with_avg_pool=False, norm_cfg=dict(type='BN1d')),
+        head=dict(type='ConMIMHead', temperature=0.1),
+        data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0.] * 3, std=[1.] * 3),
+        **kwargs)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def batch(B=4, img_size=32, grid=4, num_masked=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    views = [torch.randn(B, 3, img_size, img_size, generator=g) for _ in range(2)]
+    samples = []
+    for _ in range(B):
+        mask = torch.zeros(grid * grid, dtype=torch.long)
+        mask[torch.randperm(grid * grid, generator=g)[:num_masked]] = 1
+        samples.append(DataSample().set_mask(mask.view(grid, grid)))
+    return views, samples
+
+
+def student_params(model):
+    return {k: v for k, v in model.named_parameters() if not k.startswith('teacher.')}
+
+
+def test_teacher_equals_student_at_the_first_step(max_iters):
+    model = build_conmim()
+    different = [k for k, v in model.teacher.module.named_parameters()
+                 if not torch.equal(v, student_params(model)[k])]
+    assert different
+    # init_weights ran after the teacher copy was made: they differ until the first step
+    views, samples = batch()
+    model.loss(views, samples)
+    teacher = dict(model.teacher.module.named_parameters())
+    for name, param in student_params(model).items():
+        torch.testing.assert_close(teacher[name], param, msg=name)
+
+
+def test_gradients_reach_the_student_only(max_iters):
+    model = build_conmim()
+    views, samples = batch()
+    losses = model.loss(views, samples)
+    assert torch.isfinite(losses['loss'])
+    for key in losses:
+        assert key == 'loss' or 'loss' not in key  # only `loss` is optimised
+    losses['loss'].backward()
+    for name, param in model.named_parameters():
+        if name.startswith('teacher.'):
+            assert not param.requires_grad and param.grad is None, name
+        else:
+            assert param.grad is not None, f'{name} gets no gradient'
+    assert model.backbone.mask_token.grad.abs().sum() > 0
+
+
+def test_teacher_moves_by_the_scheduled_momentum(max_iters):
+    model = build_conmim()
+    views, samples = batch()
+    model.loss(views, samples)  # step 0: copy
+    teacher_before = {k: v.clone() for k, v in model.teacher.module.named_parameters()}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    optimizer.zero_grad()
+    model.loss(views, samples)['loss'].backward()
+    optimizer.step()
+    student_after = {k: v.detach().clone() for k, v in student_params(model).items()}
+    teacher_before_update = {k: v.clone() for k, v in model.teacher.module.named_parameters()}
+    model.loss(views, samples)  # step 2: EMA towards the stepped student
+    m = model.teacher.momentum_at(2)  # weight of the student
+    expected_m = 0.004 * (math.cos(math.pi * 2 / max_iters) + 1) / 2
+    assert m == pytest.approx(expected_m)
+    for name, param in model.teacher.module.named_parameters():
+        expected = (1 - m) * teacher_before_update[name] + m * student_after[name]
+        torch.testing.assert_close(param, expected, msg=name)
+    moved = [k for k, v in model.teacher.module.named_parameters()
+             if not torch.equal(v, teacher_before[k])]
+    assert moved, 'the teacher never moved'
+
+
+def test_momentum_schedule_endpoints(max_iters):
+    model = build_conmim()
+    assert 1 - model.teacher.momentum_at(0) == pytest.approx(0.996)
+    assert 1 - model.teacher.momentum_at(max_iters) == pytest.approx(1.0)
+    mid = 1 - model.teacher.momentum_at(max_iters // 2)
+    assert mid == pytest.approx(0.998)
+
+
+def test_fused_ema_matches_mmpretrain_cosine_ema(max_iters):
+    from mmpretrain.models.utils import CosineEMA
+    from conmim_mm.models import FusedCosineEMA
+    torch.manual_seed(0)
+    src = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    fused, stock = FusedCosineEMA(src, 0.1, 0.), CosineEMA(src, 0.1, 0.)
+    for _ in range(4):
+        for p in src.parameters():
+            p.data.add_(torch.randn_like(p))
+        fused.update_parameters(src), stock.update_parameters(src)
+    for a, b in zip(fused.module.state_dict().values(), stock.module.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_backward_does_not_change_teacher(max_iters):
+    model = build_conmim()
+    views, samples = batch()
+    loss = model.loss(views, samples)['loss']
+    before = copy.deepcopy(model.teacher.module.state_dict())
+    loss.backward()
+    for k, v in model.teacher.module.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+
+def test_train_step_and_extract_feat(max_iters):
+    model = build_conmim()
+    views, samples = batch()
+    data = model.data_preprocessor(dict(inputs=views, data_samples=samples), True)
+    losses = model(**data, mode='loss')
+    assert set(losses) >= {'loss', 'acc_patch', 'teacher_momentum'}
+    feats = model(views[0], mode='tensor')
+    assert feats[0].shape == (4, 17, 32)

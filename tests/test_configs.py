@@ -1,0 +1,68 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def backbone_params(model):
+    return sum(p.numel() for p in model.backbone.parameters())
+
+
+@pytest.mark.parametrize('name,width,depth,millions', [
+    ('conmim_vit-s', 384, 12, 21.7),
+    ('conmim_vit-b', 768, 12, 85.8),
+    ('conmim_vit-l', 1024, 24, 303.3),
+])
+def test_pretrain_configs_build(name, width, depth, millions):
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs/pretrain', name + '.py'))
+    model = MODELS.build(cfg.model)
+    assert model.backbone.embed_dims == width and len(model.backbone.layers) == depth
+    assert model.neck.fc0.in_features == width
+    assert backbone_params(model) / 1e6 == pytest.approx(millions, rel=0.01)
+    assert not any(p.requires_grad for p in model.teacher.parameters())
+    assert cfg.auto_scale_lr.base_batch_size == 2048
+
+
+def test_vit_l_recipe_differs_where_the_paper_says():
+    b = Config.fromfile(os.path.join(ROOT, 'configs/pretrain/conmim_vit-b.py'))
+    l_cfg = Config.fromfile(os.path.join(ROOT, 'configs/pretrain/conmim_vit-l.py'))
+    assert l_cfg.model.backbone.layer_scale_init_value == 1e-5
+    assert l_cfg.optim_wrapper.optimizer.lr == 7.5e-4 and l_cfg.optim_wrapper.clip_grad.max_norm == 1.0
+    mask = [t for t in l_cfg.train_dataloader.dataset.pipeline if t['type'] == 'ConMIMMaskGenerator']
+    assert mask[0]['strategy'] == 'random' and mask[0]['mask_ratio'] == 0.75
+    assert l_cfg.train_cfg.max_epochs == 1600 and b.train_cfg.max_epochs == 800
+
+
+def test_vit_b_loss_on_random_224_views(max_iters):
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs/pretrain/conmim_vit-b.py'))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    torch.manual_seed(0)
+    views = [torch.randn(2, 3, 224, 224) for _ in range(2)]
+    samples = []
+    for _ in range(2):
+        mask = torch.zeros(196, dtype=torch.long)
+        mask[torch.randperm(196)[:75]] = 1
+        samples.append(DataSample().set_mask(mask.view(14, 14)))
+    with torch.no_grad():
+        losses = model.loss(views, samples)
+    assert torch.isfinite(losses['loss'])
+    # random features: about log(196)
+    assert abs(losses['loss'].item() - torch.log(torch.tensor(196.)).item()) < 1.5
+
+
+def test_missing_imagenet_gives_one_clear_message(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', 'configs/pretrain/conmim_vit-b.py', '--work-dir',
+         str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode != 0
+    assert 'data/imagenet' in proc.stderr and 'Expected layout' in proc.stderr
+    assert 'Traceback' not in proc.stderr

@@ -1,0 +1,85 @@
+"""Train any conmim_mm config: pretraining (mmpretrain), classification, segmentation
+(mmseg) or detection (mmdet). The library follows the config's ``default_scope``.
+
+    python tools/train.py configs/pretrain/conmim_vit-b.py [--work-dir DIR] [--amp]
+        [--resume [auto|PATH]] [--cfg-options k=v ...] [--launcher pytorch|slurm]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+from conmim_mm.datasets import DatasetNotFoundError, check_dataset_paths  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a conmim_mm config')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go')
+    parser.add_argument('--amp', action='store_true', help='mixed precision training')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from PATH, or from the latest checkpoint in the work dir '
+                        'if no PATH is given')
+    parser.add_argument('--no-validate', action='store_true', help='skip validation')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. model.backbone.init_cfg.checkpoint=X')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def merge_args(cfg, args):
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    wrapper = cfg.optim_wrapper
+    if args.amp:
+        wrapper.type = 'AmpOptimWrapper'
+        wrapper.setdefault('loss_scale', 'dynamic')
+    if wrapper.get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
+        print('No GPU: AMP needs one, so this run trains in fp32 on the CPU.', file=sys.stderr)
+        wrapper.type = 'OptimWrapper'
+        wrapper.pop('loss_scale', None)
+
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if cfg.get('train_dataloader') and cfg.get('default_scope', 'mmpretrain') == 'mmpretrain':
+        cfg.train_dataloader.setdefault('collate_fn', dict(type='default_collate'))
+    return cfg
+
+
+def main():
+    args = parse_args()
+    cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        for split in ('train_dataloader', 'val_dataloader'):
+            if cfg.get(split):
+                check_dataset_paths(cfg[split]['dataset'])
+    except DatasetNotFoundError as err:
+        sys.exit(f'error: {err}')
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else None
+    if runner is None:
+        from mmengine.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
