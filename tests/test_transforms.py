@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 from mmengine.dataset import Compose
+from mmengine.registry import DefaultScope
+from mmpretrain.registry import TRANSFORMS
 
 from conmim_mm.datasets import ConMIMMaskGenerator
 
@@ -45,7 +47,8 @@ def pipeline(strong):
     cfg = Config.fromfile('configs/_base_/datasets/imagenet_conmim.py')
     steps = cfg.train_pipeline[1:]  # the image comes in memory
     steps[2] = dict(steps[2], transforms=[[], cfg.strong_view if strong else []])
-    return Compose(steps)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return Compose([TRANSFORMS.build(step) for step in steps])
 
 
 def test_both_views_share_the_crop_and_flip():

@@ -58,11 +58,32 @@ def merge_args(cfg, args):
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
 
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        use_cpu_processes(cfg)
+
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if cfg.get('train_dataloader') and cfg.get('default_scope', 'mmpretrain') == 'mmpretrain':
         cfg.train_dataloader.setdefault('collate_fn', dict(type='default_collate'))
     return cfg
+
+
+def use_cpu_processes(cfg):
+    """Distributed training without GPUs: gloo, DDP on CPU modules, plain BatchNorm.
+
+    mmengine's launcher always selects a CUDA device, so the gloo process group is started
+    here; DDP takes no device ids for CPU modules; torch's SyncBatchNorm needs GPUs.
+    """
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper.update(device_ids=None, broadcast_buffers=False,
+                   find_unused_parameters=cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper
+    if cfg.get('sync_bn'):
+        print('CPU processes: SyncBN needs GPUs, the projector keeps per-process BatchNorm.',
+              file=sys.stderr)
+        cfg.sync_bn = None
 
 
 def main():

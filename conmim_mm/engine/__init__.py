@@ -1,4 +1,5 @@
 from .checkpoint import allow_mmengine_checkpoints
 from .hooks import *  # noqa: F401,F403
+from .optimizers import *  # noqa: F401,F403
 
 allow_mmengine_checkpoints()

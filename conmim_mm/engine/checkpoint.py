@@ -6,7 +6,15 @@ and its checkpoints hold a ``MessageHub`` state with ``HistoryBuffer`` objects a
 arrays, so ``--resume`` fails. Allow-listing exactly those classes keeps the protection (a
 pretrained file still cannot run code when it is unpickled) while resume works, without any
 environment variable.
+
+``HistoryBuffer`` pickles its statistics functions as ``getattr(HistoryBuffer, 'mean')``.
+Allowing the real ``getattr`` would let a crafted file fetch any attribute reachable from an
+allowed class, so ``builtins.getattr`` is mapped to a stand-in that returns only those
+statistics functions and refuses everything else.
 """
+import importlib
+import pickle
+
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
@@ -15,12 +23,32 @@ from mmengine.logging import HistoryBuffer
 def _numpy_globals() -> list:
     dtypes = {type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int32,
                                           np.int64, np.uint8, np.bool_)}
-    reconstruct = getattr(np, '_core', np.core).multiarray._reconstruct
-    return [np.ndarray, np.dtype, reconstruct, np.core.multiarray.scalar, *dtypes]
+    # numpy 2 moved numpy.core to numpy._core; pickles name whichever wrote them.
+    multiarrays = []
+    for name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            multiarrays.append(importlib.import_module(name))
+        except ImportError:
+            pass
+    funcs = {f for m in multiarrays for f in (m._reconstruct, m.scalar)}
+    return [np.ndarray, np.dtype, *funcs, *dtypes]
+
+
+HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def history_buffer_statistic(owner, name: str):
+    """``getattr`` as checkpoints may use it: only ``HistoryBuffer``'s statistics methods."""
+    if owner is HistoryBuffer and name in HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'This checkpoint asks for the attribute {name!r} of {owner!r}; only the statistics '
+        'methods of mmengine HistoryBuffer may be read while loading weights safely.')
 
 
 def allow_mmengine_checkpoints() -> None:
     """Allow-list the classes that mmengine writes into training checkpoints."""
     add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
     if add_safe_globals is not None:
-        add_safe_globals([HistoryBuffer, *_numpy_globals()])
+        add_safe_globals([HistoryBuffer, *_numpy_globals(),
+                          (history_buffer_statistic, 'builtins.getattr')])

@@ -15,5 +15,5 @@ class CrashAfterEpochHook(Hook):
         self.epoch = epoch
 
     def after_train_epoch(self, runner) -> None:
-        if runner.epoch == self.epoch:
+        if runner.epoch + 1 == self.epoch:  # runner.epoch counts from 0 until after this hook
             raise SimulatedCrash(f'simulated crash after epoch {self.epoch}')

@@ -1,0 +1,64 @@
+# Linear probing of a ConMIM ViT-B/16 on ImageNet-1K: frozen backbone (final norm included), mean
+# of the patch tokens (ConMIM trains no [CLS] objective), a BatchNorm without affine parameters
+# and one linear layer, trained with LARS as in mmpretrain's MAE linear-probe benchmark (90
+# epochs, 10 warm-up, lr 6.4 at batch 16384 = 8 GPUs x 2048, no weight decay). The paper reports
+# no linear-probe number.
+#
+#   python tools/train.py configs/cls/conmim_vit-b_linear_in1k.py \
+#       --cfg-options model.backbone.init_cfg.checkpoint=PRETRAIN.pth
+_base_ = [
+    'mmpretrain::_base_/datasets/imagenet_bs32_pil_resize.py',
+    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['conmim_mm'], allow_failed_imports=False)
+
+embed_dims = 768
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='ConMIMViT',
+        arch='base',
+        img_size=224,
+        patch_size=16,
+        out_type='featmap',
+        final_norm=True,
+        frozen_stages=12,  # every block and the final norm
+        layer_scale_init_value=0.1,
+        use_abs_pos_emb=False,
+        use_rel_pos_bias=True,  # per-block copies of the shared table, frozen with the blocks
+        use_shared_rel_pos_bias=False,
+        with_mask_token=False,
+        init_cfg=dict(type='Pretrained', checkpoint='', prefix='backbone.')),
+    neck=[
+        dict(type='GlobalAveragePooling'),
+        dict(type='ClsBatchNormNeck', input_features=embed_dims),
+    ],
+    head=dict(
+        type='LinearClsHead',
+        num_classes=1000,
+        in_channels=embed_dims,
+        loss=dict(type='CrossEntropyLoss'),
+        init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.01)]))
+
+train_dataloader = dict(batch_size=2048, drop_last=True)
+val_dataloader = dict(drop_last=False)
+test_dataloader = dict(drop_last=False)
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='AmpOptimWrapper',
+    loss_scale='dynamic',
+    optimizer=dict(type='LARS', lr=6.4, weight_decay=0.0, momentum=0.9))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=10,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=80, by_epoch=True, begin=10, end=90, eta_min=0.,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=90)
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    logger=dict(type='LoggerHook', interval=10))
+randomness = dict(seed=0, diff_rank_seed=True)
+auto_scale_lr = dict(base_batch_size=16384)

@@ -1,0 +1,19 @@
+# ImageNet-1K fine-tuning of a ConMIM ViT-L/16 (1024 wide, 24 blocks). ConMIM published no ViT-L
+# fine-tuning command; these are the ViT-L values of the BEiT/MAE ImageNet-1K recipes: 50 epochs,
+# 5 warm-up, layer decay 0.75, drop path 0.2, lr 2e-3 at batch 1024 (check them against the
+# paper's appendix before a benchmark run). Paper: 84.6 (400 ep) / 85.2 (800 ep) / 85.5 (1600 ep).
+_base_ = ['./conmim_vit-b_ft_in1k.py']
+
+model = dict(
+    backbone=dict(arch='large', drop_path_rate=0.2, layer_scale_init_value=1e-5),
+    head=dict(in_channels=1024))
+optim_wrapper = dict(optimizer=dict(lr=2e-3), paramwise_cfg=dict(layer_decay_rate=0.75))
+max_epochs = 50
+warmup_epochs = 5
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=warmup_epochs,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True, begin=warmup_epochs,
+         end=max_epochs, convert_to_iter_based=True),
+]
+train_cfg = dict(max_epochs=max_epochs)

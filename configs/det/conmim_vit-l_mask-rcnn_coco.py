@@ -1,0 +1,14 @@
+# Mask R-CNN + FPN, 3x schedule, with a ConMIM ViT-L/16 (1024 wide, 24 blocks): the ViT-B recipe of
+# conmim_vit-b_mask-rcnn_coco.py with this width, features of blocks 8/12/16/24 and layer
+# decay 0.85 for twice the depth (this package's choice; ConMIM published no ViT-L COCO recipe).
+_base_ = ['./conmim_vit-b_mask-rcnn_coco.py']
+
+embed_dims = 1024
+model = dict(
+    backbone=dict(arch='large', out_indices=(7, 11, 15, 23), layer_scale_init_value=1e-5),
+    neck=[
+        dict(type='ViTFeaturePyramid', in_channels=embed_dims, rescales=(4, 2, 1, 0.5),
+             norm_cfg=dict(type='SyncBN', requires_grad=True)),
+        dict(type='FPN', in_channels=[embed_dims] * 4, out_channels=256, num_outs=5),
+    ])
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.85))

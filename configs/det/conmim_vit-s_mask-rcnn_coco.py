@@ -1,0 +1,13 @@
+# Mask R-CNN + FPN, 3x schedule, with a ConMIM ViT-S/16 (384 wide, 12 blocks): the ViT-B recipe of
+# conmim_vit-b_mask-rcnn_coco.py with this width.
+_base_ = ['./conmim_vit-b_mask-rcnn_coco.py']
+
+embed_dims = 384
+model = dict(
+    backbone=dict(arch='small', out_indices=(3, 5, 7, 11)),
+    neck=[
+        dict(type='ViTFeaturePyramid', in_channels=embed_dims, rescales=(4, 2, 1, 0.5),
+             norm_cfg=dict(type='SyncBN', requires_grad=True)),
+        dict(type='FPN', in_channels=[embed_dims] * 4, out_channels=256, num_outs=5),
+    ])
+

@@ -1,0 +1,68 @@
+# Semantic segmentation on ADE20K with a ConMIM ViT-B/16: UperNet, 512x512 crops, 160k
+# iterations at batch 16 (8 GPUs x 2), AdamW with layer-wise lr decay 0.65, drop path 0.1, AMP,
+# slide inference. ConMIM follows BEiT here (official README); the values are those of BEiT's
+# upernet_beit_base_12_512_slide_160k_ade20k_pt recipe for self-supervised checkpoints.
+# Feature maps of blocks 4/6/8/12 (stride 16) become strides 4/8/16/32 with mmseg's
+# Feature2Pyramid, as BEiT did.
+#
+#   python tools/train.py configs/seg/conmim_vit-b_upernet_ade20k.py \
+#       --cfg-options model.backbone.init_cfg.checkpoint=PRETRAIN.pth
+# PRETRAIN.pth: a ConMIM pretraining checkpoint with prefix 'teacher.module.backbone.'
+# (model.backbone.init_cfg.prefix=...), or the teacher extracted by
+# tools/model_converters/extract_backbone.py (prefix 'backbone.', the default here).
+_base_ = [
+    'mmseg::_base_/models/upernet_mae.py',
+    'mmseg::_base_/datasets/ade20k.py',
+    'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_160k.py',
+]
+custom_imports = dict(imports=['conmim_mm', 'conmim_mm.seg'], allow_failed_imports=False)
+
+crop_size = (512, 512)
+embed_dims = 768
+data_preprocessor = dict(size=crop_size)
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        _delete_=True,
+        type='ConMIMViT',
+        arch='base',
+        img_size=crop_size,  # tables resized 14x14 -> 32x32 when the checkpoint loads
+        patch_size=16,
+        out_indices=(3, 5, 7, 11),
+        out_type='featmap',
+        final_norm=False,
+        drop_path_rate=0.1,
+        layer_scale_init_value=0.1,
+        use_abs_pos_emb=False,
+        use_rel_pos_bias=True,  # the shared pretraining table becomes one table per block
+        use_shared_rel_pos_bias=False,
+        with_mask_token=False,
+        init_cfg=dict(type='Pretrained', checkpoint='', prefix='backbone.')),
+    neck=dict(type='Feature2Pyramid', embed_dim=embed_dims, rescales=[4, 2, 1, 0.5],
+              norm_cfg=dict(type='SyncBN', requires_grad=True)),
+    decode_head=dict(in_channels=[embed_dims] * 4, channels=embed_dims, num_classes=150),
+    auxiliary_head=dict(in_channels=embed_dims, num_classes=150),
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='AmpOptimWrapper',
+    loss_scale='dynamic',
+    optimizer=dict(type='AdamW', lr=7e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    constructor='BackboneLayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(
+        layer_decay_rate=0.65,
+        norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.,
+        custom_keys={'.cls_token': dict(decay_mult=0.), '.pos_embed': dict(decay_mult=0.)}))
+
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+    dict(type='PolyLR', power=1.0, eta_min=0., by_epoch=False, begin=1500, end=160000),
+]
+
+train_dataloader = dict(batch_size=2, num_workers=4)  # x 8 GPUs = 16
+val_dataloader = dict(batch_size=1, num_workers=4)
+test_dataloader = val_dataloader
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=2))
+auto_scale_lr = dict(enable=False, base_batch_size=16)

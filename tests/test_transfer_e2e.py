@@ -1,0 +1,218 @@
+"""The downstream configs end to end on real images, through tools/train.py, tools/test.py, the
+real Runners and the libraries' metrics: Fashion-MNIST classification (Accuracy), labelme's
+VOC photos laid out as ADE20K (IoUMetric, slide inference) and labelme's COCO json with polygons
+(CocoMetric bbox + segm). Each run starts from a tiny ConMIM pretraining checkpoint whose teacher
+tools/model_converters/extract_backbone.py extracts."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from .test_transfer_units import TINY, save_pretraining_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LABELME = '/usr/share/doc/labelme-examples/examples'
+VOC_SEG = os.path.join(LABELME, 'semantic_segmentation', 'data_dataset_voc')
+COCO_DIR = os.path.join(LABELME, 'instance_segmentation', 'data_dataset_coco')
+needs_labelme = pytest.mark.skipif(not os.path.isdir(LABELME),
+                                   reason='Debian labelme-examples is not installed')
+# VOC label -> ADE20K png value (ADE150 index + 1; 0 = "other", ignored by reduce_zero_label):
+# bottle, bus, car, chair, person, sofa. Background and the 255 boundary become 0.
+VOC_TO_ADE = {5: 99, 6: 81, 7: 21, 9: 20, 15: 13, 18: 24}
+VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
+               'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'potted plant',
+               'sheep', 'sofa', 'train', 'tv/monitor')
+BN = "dict(type='BN', requires_grad=True)"
+
+
+def run(tool, *args):
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '2'))
+    proc = subprocess.run([sys.executable, *tool.split(), *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, (proc.stdout[-2000:] + proc.stderr[-4000:])
+    return proc.stdout + proc.stderr
+
+
+def metric(output, name):
+    found = re.findall(rf'{re.escape(name)}: (-?[\d.]+)', output)
+    assert found, f'{name} not in the output:\n{output[-3000:]}'
+    return float(found[-1])
+
+
+def extract_teacher(tmp_path, **kwargs):
+    src, dst = tmp_path / 'pretrain.pth', tmp_path / 'teacher.pth'
+    save_pretraining_checkpoint(src, arch=TINY, **kwargs)
+    run('tools/model_converters/extract_backbone.py', src, dst)
+    return dst
+
+
+def write_config(path, text):
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------- classification
+def test_fashion_mnist_fine_tuning_and_accuracy(tmp_path, fashion_mnist):
+    teacher = extract_teacher(tmp_path, config='configs/pretrain/conmim_vit-t-p4_fashion-mnist.py',
+                              img_size=28, patch_size=4)
+    config = 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'
+    options = [
+        f'model.backbone.init_cfg.checkpoint={teacher}', 'model.backbone.arch.embed_dims=64',
+        'model.backbone.arch.num_layers=4', 'model.backbone.arch.num_heads=2',
+        'model.backbone.arch.feedforward_channels=128', 'model.head.in_channels=64',
+        'train_dataloader.dataset.indices=1536', 'train_dataloader.batch_size=64',
+        'train_dataloader.num_workers=0', 'val_dataloader.dataset.indices=1000',
+        'val_dataloader.num_workers=0', 'test_dataloader.dataset.indices=1000',
+        'test_dataloader.num_workers=0', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
+        'param_scheduler.1.end=2', 'default_hooks.logger.interval=8',
+    ]
+    work = tmp_path / 'work'
+    out = run('tools/train.py', config, '--work-dir', work, '--cfg-options', *options)
+    assert 'Loaded' in out and 'teacher.pth' in out  # the strict loader took the teacher
+    val_top1 = metric(out, 'accuracy/top1')
+    tested = run('tools/test.py', config, work / 'epoch_2.pth', '--work-dir', tmp_path / 'test',
+                 '--cfg-options', *options[1:])
+    test_top1 = metric(tested, 'accuracy/top1')
+    print(f'Fashion-MNIST top-1 after 48 iterations: val {val_top1:.2f}, test {test_top1:.2f}')
+    assert test_top1 == pytest.approx(val_top1, abs=1e-6)
+    assert test_top1 > 14.0  # 10 classes: chance is 10%
+
+
+# --------------------------------------------------------------------------- segmentation
+@pytest.fixture
+def ade_layout(tmp_path):
+    """labelme's 3 VOC photos with pixel labels, in ADE20K's folders and label values."""
+    from PIL import Image
+    lut = np.zeros(256, np.uint8)
+    for voc, ade in VOC_TO_ADE.items():
+        lut[voc] = ade
+    root = tmp_path / 'ade'
+    names = sorted(f[:-4] for f in os.listdir(os.path.join(VOC_SEG, 'JPEGImages')))
+    for split in ('training', 'validation'):
+        for sub in ('images', 'annotations'):
+            (root / sub / split).mkdir(parents=True)
+        for name in names:
+            shutil.copy(os.path.join(VOC_SEG, 'JPEGImages', name + '.jpg'),
+                        root / 'images' / split / (name + '.jpg'))
+            label = np.array(Image.open(os.path.join(VOC_SEG, 'SegmentationClassPNG', name + '.png')))
+            Image.fromarray(lut[label]).save(root / 'annotations' / split / (name + '.png'))
+    return root
+
+
+@needs_labelme
+def test_upernet_on_labelme_photos_as_ade20k(tmp_path, ade_layout):
+    teacher = extract_teacher(tmp_path)
+    config = write_config(tmp_path / 'seg_tiny.py', f"""
+_base_ = ['{ROOT}/configs/seg/conmim_vit-s_upernet_ade20k.py']
+crop_size = (128, 128)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(arch=dict(_delete_=True, **{TINY!r}), img_size=crop_size, out_indices=(0, 1, 2, 3)),
+    neck=dict(embed_dim=64, norm_cfg={BN}),
+    decode_head=dict(in_channels=[64] * 4, channels=32, norm_cfg={BN}),
+    auxiliary_head=dict(in_channels=64, channels=16, norm_cfg={BN}),
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(85, 85)))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomResize', scale=(320, 160), ratio_range=(0.8, 1.25), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(320, 160), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs'),
+]
+data_root = '{ade_layout}'
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
+                   dict(type='PolyLR', power=1.0, eta_min=0., by_epoch=False, begin=2, end=6)]
+train_cfg = dict(max_iters=6, val_interval=6)
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=6))
+""")
+    work = tmp_path / 'work'
+    out = run('tools/train.py', config, '--work-dir', work, '--cfg-options',
+              f'model.backbone.init_cfg.checkpoint={teacher}')
+    assert 'resized layers.0.attn.relative_position_bias_table' in out  # 14x14 -> 8x8 grid
+    losses = [float(v) for v in re.findall(r'\bloss: ([\d.]+)', out)]
+    assert len(losses) == 6 and all(np.isfinite(losses))
+    tested = run('tools/test.py', config, work / 'iter_6.pth', '--work-dir', tmp_path / 'test')
+    miou, aacc = metric(tested, 'mIoU'), metric(tested, 'aAcc')
+    print(f'labelme-as-ADE20K after 6 iterations: mIoU {miou:.2f}, aAcc {aacc:.2f}')
+    assert 0 <= miou <= 100 and 0 < aacc <= 100
+
+
+# --------------------------------------------------------------------------- detection
+@needs_labelme
+def test_mask_rcnn_on_labelme_coco_json(tmp_path):
+    teacher = extract_teacher(tmp_path)
+    data_root = COCO_DIR + '/'
+    config = write_config(tmp_path / 'det_tiny.py', f"""
+_base_ = ['{ROOT}/configs/det/conmim_vit-s_mask-rcnn-1x_coco.py']
+model = dict(
+    backbone=dict(arch=dict(_delete_=True, **{TINY!r}), img_size=(320, 480), out_indices=(0, 1, 2, 3),
+                  use_checkpoint=False),
+    neck=[dict(type='ViTFeaturePyramid', in_channels=64, norm_cfg={BN}),
+          dict(type='FPN', in_channels=[64] * 4, out_channels=32, num_outs=5)],
+    rpn_head=dict(in_channels=32, feat_channels=32),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=32),
+        bbox_head=dict(in_channels=32, fc_out_channels=64, num_classes=20),
+        mask_roi_extractor=dict(out_channels=32),
+        mask_head=dict(in_channels=32, conv_out_channels=32, num_classes=20)),
+    test_cfg=dict(rcnn=dict(score_thr=0.)))
+metainfo = dict(classes={VOC_CLASSES!r})
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
+    dict(type='RandomResize', scale=[(480, 256), (480, 320)], keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(480, 320), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+data = dict(data_root='{data_root}', ann_file='annotations.json', data_prefix=dict(img=''),
+            metainfo=metainfo)
+train_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
+                        dataset=dict(dataset=dict(**data, pipeline=train_pipeline,
+                                                  filter_cfg=dict(filter_empty_gt=True, min_size=0))))
+val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
+                      dataset=dict(**data, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file='{data_root}annotations.json', metric=['bbox', 'segm'])
+test_evaluator = val_evaluator
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
+                   dict(type='MultiStepLR', begin=0, end=2, by_epoch=True, milestones=[1])]
+train_cfg = dict(max_epochs=2, val_interval=2)
+default_hooks = dict(logger=dict(interval=1))
+""")
+    work = tmp_path / 'work'
+    out = run('tools/train.py', config, '--work-dir', work, '--cfg-options',
+              f'model.backbone.init_cfg.checkpoint={teacher}')
+    assert 'Loaded' in out
+    losses = [float(v) for v in re.findall(r'\bloss: ([\d.]+)', out)]
+    assert len(losses) == 6 and all(np.isfinite(losses))
+    tested = run('tools/test.py', config, work / 'epoch_2.pth', '--work-dir', tmp_path / 'test')
+    bbox, segm = metric(tested, 'coco/bbox_mAP'), metric(tested, 'coco/segm_mAP')
+    print(f'labelme COCO after 6 iterations: bbox mAP {bbox:.3f}, segm mAP {segm:.3f}')
+    assert 0 <= bbox <= 1 and 0 <= segm <= 1
+    ckpt = torch.load(str(work / 'epoch_2.pth'), map_location='cpu', weights_only=True)
+    assert any(k.startswith('neck.0.branches.0.') for k in ckpt['state_dict'])

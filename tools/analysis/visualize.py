@@ -1,0 +1,229 @@
+"""What a ConMIM model learned, in one picture.
+
+For one image and a checkpoint, writes a PNG with: the image, the image with its patch mask
+(as drawn by the config's mask generator), the [CLS] attention of the last layer averaged over
+heads, and the teacher's patch-to-patch cosine similarity map for a few query patches (marked
+by a square).
+
+    python tools/analysis/visualize.py IMAGE CHECKPOINT [--config CONFIG] [--out out.png]
+        [--img-size 224] [--queries 3,3 7,7] [--features backbone|projector] [--encoder teacher]
+
+The config defaults to the one stored in the checkpoint (mmengine saves it as meta.cfg).
+Images are resized (bicubic) to ``--img-size``; any multiple of the patch size works.
+"""
+import argparse
+import os
+import os.path as osp
+import random
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='ConMIM similarity / attention maps')
+    parser.add_argument('image')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--config', help='defaults to the config stored in the checkpoint')
+    parser.add_argument('--out', default='conmim_vis.png')
+    parser.add_argument('--img-size', type=int,
+                        help="resize to this side (default: the backbone's img_size)")
+    parser.add_argument('--queries', nargs='+', default=None,
+                        help='query patches as row,col on the token grid (default: 4 spread '
+                        'over the image)')
+    parser.add_argument('--features', choices=['backbone', 'projector'], default='backbone',
+                        help='similarity of backbone tokens (default) or projected tokens')
+    parser.add_argument('--encoder', choices=['teacher', 'student'], default='teacher')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the drawn mask')
+    return parser.parse_args(argv)
+
+
+def load_model(config, checkpoint):
+    import conmim_mm  # noqa: F401  (registers ConMIM)
+    from mmengine.config import Config
+    from mmengine.runner import load_checkpoint
+    from mmpretrain.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    if config is None:
+        meta = torch.load(checkpoint, map_location='cpu').get('meta', {})
+        if 'cfg' not in meta:
+            raise SystemExit(f'{checkpoint} stores no config: pass --config.')
+        cfg = Config.fromstring(meta['cfg'], file_format='.py')
+    else:
+        cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=False, logger='silent')
+    return cfg, model.eval()
+
+
+def find_mask_generator(cfg):
+    """The mask generator transform of the training pipeline (or a BEiT-like default)."""
+    from mmpretrain.registry import TRANSFORMS
+    pipeline = cfg.get('train_dataloader', {}).get('dataset', {}).get('pipeline', [])
+    for step in pipeline:
+        if 'Mask' in step.get('type', ''):
+            return TRANSFORMS.build(step)
+    patch = cfg.model.backbone.get('patch_size', 16)
+    return TRANSFORMS.build(dict(type='ConMIMMaskGenerator', patch_size=patch))
+
+
+def load_image(path, size, cfg):
+    """(H, W, 3) uint8 RGB image resized to ``size`` and its normalised (1, 3, H, W) tensor."""
+    from PIL import Image
+    img = np.asarray(Image.open(path).convert('RGB').resize((size, size), Image.BICUBIC))
+    pre = cfg.get('data_preprocessor') or cfg.model.get('data_preprocessor') or {}
+    mean = torch.tensor(pre.get('mean', [123.675, 116.28, 103.53]), dtype=torch.float32)
+    std = torch.tensor(pre.get('std', [58.395, 57.12, 57.375]), dtype=torch.float32)
+    x = torch.from_numpy(img).float().permute(2, 0, 1)
+    x = (x - mean.view(-1, 1, 1)) / std.view(-1, 1, 1)
+    return img, x.unsqueeze(0)
+
+
+def encoders(model, which):
+    teacher = getattr(getattr(model, 'teacher', None), 'module', None)
+    if which == 'teacher' and teacher is not None:
+        return teacher['backbone'], teacher['neck']
+    return model.backbone, getattr(model, 'neck', None)
+
+
+@torch.no_grad()
+def tokens_and_cls_attention(backbone, x):
+    """Final tokens (N, D) and last-layer [CLS]->patch attention averaged over heads (L,)."""
+    captured = {}
+    attn = backbone.layers[-1].attn
+
+    def hook(module, args, kwargs, output):
+        captured['x'] = args[0]
+        captured['bias'] = args[1] if len(args) > 1 else kwargs.get('rel_pos_bias')
+
+    handle = attn.register_forward_hook(hook, with_kwargs=True)
+    try:
+        out = backbone(x, None)
+    finally:
+        handle.remove()
+    tokens = (out[-1] if isinstance(out, (tuple, list)) else out)[0]
+
+    weights = attention_weights(attn, captured['x'], captured['bias'])[0]  # (heads, N, N)
+    return tokens, weights[:, 0, 1:].mean(dim=0)
+
+
+def qkv_of(attn, h):
+    """q, k, v (B, heads, N, d) of a BEiT attention module for its input ``h``."""
+    B, N, _ = h.shape
+    bias = None
+    if getattr(attn, 'bias', None) == 'qv_bias':
+        bias = torch.cat((attn.q_bias, torch.zeros_like(attn.v_bias), attn.v_bias))
+    elif getattr(attn.qkv, 'bias', None) is not None:
+        bias = attn.qkv.bias
+    qkv = F.linear(h, attn.qkv.weight, bias).view(B, N, 3, attn.num_heads, -1)
+    return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def attention_weights(attn, h, rel_pos_bias=None):
+    """The softmax attention (B, heads, N, N) the module applies to its input ``h`` (it
+    runs a fused kernel, which never materialises them)."""
+    q, k, _ = qkv_of(attn, h)
+    logits = (q * attn.scale) @ k.transpose(-2, -1)
+    if rel_pos_bias is not None:
+        logits = logits + rel_pos_bias.unsqueeze(0)
+    elif getattr(attn, 'relative_position_bias_table', None) is not None:
+        from conmim_mm.models.utils.relative_position import relative_position_bias
+        logits = logits + relative_position_bias(attn.relative_position_bias_table,
+                                                 attn.window_size, attn.window_size)
+    return logits.softmax(dim=-1)
+
+
+def default_queries(grid):
+    gh, gw = grid
+    return [(gh // 4, gw // 4), (gh // 4, 3 * gw // 4), (gh // 2, gw // 2),
+            (3 * gh // 4, gw // 4)]
+
+
+def visualize(image, checkpoint, out, config=None, img_size=None, queries=None,
+              features='backbone', encoder='teacher', seed=0):
+    """Write the PNG; returns a dict with the arrays drawn (for tests and notebooks)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    cfg, model = load_model(config, checkpoint)
+    backbone, neck = encoders(model, encoder)
+    patch = getattr(backbone, 'patch_size', None)
+    if not isinstance(patch, int):
+        patch = cfg.model.backbone.get('patch_size', 16)
+    size = img_size or cfg.model.backbone.get('img_size', 224)
+    if size % patch:
+        raise SystemExit(f'--img-size {size} is not a multiple of the patch size {patch}.')
+    grid = (size // patch, size // patch)
+    img, x = load_image(image, size, cfg)
+
+    random.seed(seed)
+    np.random.seed(seed)
+    mask = np.asarray(find_mask_generator(cfg).transform(dict(img=img))['mask'],
+                      dtype=bool).reshape(grid)
+
+    tokens, cls_attn = tokens_and_cls_attention(backbone, x)
+    extra = getattr(backbone, 'num_extra_tokens', 1)
+    if features == 'projector':
+        if neck is None:
+            raise SystemExit('This model has no projector; use --features backbone.')
+        tokens = neck((tokens, ))[0]
+    patches = F.normalize(tokens[extra:].float(), dim=-1)
+    queries = queries or default_queries(grid)
+    sims = []
+    for r, c in queries:
+        if not (0 <= r < grid[0] and 0 <= c < grid[1]):
+            raise SystemExit(f'query {r},{c} is outside the {grid[0]}x{grid[1]} token grid.')
+        sims.append((patches @ patches[r * grid[1] + c]).view(grid).numpy())
+    cls_map = cls_attn.view(grid).numpy()
+
+    ncol = 3 + len(queries)
+    fig, axes = plt.subplots(1, ncol, figsize=(2.4 * ncol, 2.8))
+    axes[0].imshow(img)
+    axes[0].set_title('image')
+    shown = img.copy()
+    big = np.kron(mask, np.ones((patch, patch), dtype=bool))
+    shown[big] = (0.35 * shown[big] + 0.65 * np.array([40, 40, 40])).astype(np.uint8)
+    axes[1].imshow(shown)
+    axes[1].set_title(f'mask ({mask.mean():.0%})')
+    axes[2].imshow(img)
+    axes[2].imshow(cls_map, cmap='inferno', alpha=0.6, extent=(0, size, size, 0),
+                   interpolation='nearest')
+    axes[2].set_title('[CLS] attention')
+    for ax, (r, c), sim in zip(axes[3:], queries, sims):
+        ax.imshow(sim, cmap='viridis', vmin=-1, vmax=1, extent=(0, size, size, 0),
+                  interpolation='nearest')
+        ax.add_patch(Rectangle((c * patch, r * patch), patch, patch, fill=False,
+                               edgecolor='red', linewidth=2))
+        ax.set_title(f'{encoder} sim. ({r},{c})')
+    for ax in axes:
+        ax.axis('off')
+    fig.suptitle(f'{osp.basename(image)} | {osp.basename(checkpoint)} | {features} tokens',
+                 fontsize=9)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return dict(mask=mask, cls_attention=cls_map, similarity=sims, queries=queries)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    queries = None
+    if args.queries:
+        queries = [tuple(int(v) for v in q.split(',')) for q in args.queries]
+    visualize(args.image, args.checkpoint, args.out, config=args.config,
+              img_size=args.img_size, queries=queries, features=args.features,
+              encoder=args.encoder, seed=args.seed)
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()

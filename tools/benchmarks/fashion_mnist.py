@@ -1,0 +1,449 @@
+"""The small-scale representation benchmark of docs/results.md, in one command.
+
+A ViT-Tiny with 4-px patches on Fashion-MNIST (28x28 grey, 60k training / 10k test images):
+
+1. ``pretrain``: ConMIM (configs/benchmarks/conmim_vit-t-p4_fashion-mnist_bench.py) and MAE
+   as mmpretrain implements it (configs/benchmarks/mae_vit-t-p4_fashion-mnist.py), both for
+   ``--pretrain-epochs`` epochs over the 60k training images (same batch, optimiser,
+   schedule shape), through ``tools/train.py``;
+2. ``frozen``: for random weights, the ConMIM teacher and the MAE encoder, mean-pooled final
+   tokens of the training images (the first ``--bank-images``) and of the 10k test images;
+   kNN top-1 (k=20, cosine, exp(cos/0.07)-weighted vote) and a linear probe (standardised
+   features, multinomial logistic regression by L-BFGS) on those frozen features;
+3. ``finetune``: the three arms fine-tuned end to end with mmpretrain's ImageClassifier for
+   ``--finetune-epochs`` epochs on the first ``--finetune-images`` training images, top-1 on
+   the 10k test images (configs/benchmarks/finetune_*.py);
+4. ``report``: a Markdown table (``<work-dir>/results.md``), ``results.json`` and a PNG plot
+   (pretraining loss curves and accuracy bars).
+
+    python tools/benchmarks/fashion_mnist.py --work-dir work_dirs/fashion_mnist_bench
+
+Stages already done (their checkpoint or json exists) are skipped; ``--stages`` picks some.
+Budgets are in epochs, so the numbers do not depend on the machine's load; wall-clock times
+are recorded in ``timings.json``.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+CONFIGS = dict(
+    conmim=osp.join(ROOT, 'configs/benchmarks/conmim_vit-t-p4_fashion-mnist_bench.py'),
+    mae=osp.join(ROOT, 'configs/benchmarks/mae_vit-t-p4_fashion-mnist.py'),
+    ft_conmim=osp.join(ROOT, 'configs/benchmarks/finetune_vit-t-p4_fashion-mnist.py'),
+    ft_mae=osp.join(ROOT, 'configs/benchmarks/finetune_mae-vit-t-p4_fashion-mnist.py'),
+)
+ARMS = ('random', 'conmim', 'mae')
+LABELS = dict(random='random init', conmim='ConMIM', mae='MAE')
+MEAN, STD = 72.94, 90.02
+BATCH = 64
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs/fashion_mnist_bench'))
+    parser.add_argument('--data-root', default=osp.join(ROOT, 'data/fashion_mnist'))
+    parser.add_argument('--stages', nargs='+', default=['pretrain', 'frozen', 'finetune',
+                                                         'report'],
+                        choices=['pretrain', 'frozen', 'finetune', 'report'])
+    parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=ARMS)
+    parser.add_argument('--pretrain-epochs', type=int, default=1)
+    parser.add_argument('--pretrain-images', type=int, default=60000)
+    parser.add_argument('--finetune-epochs', type=int, default=1)
+    parser.add_argument('--finetune-images', type=int, default=60000)
+    parser.add_argument('--bank-images', type=int, default=60000,
+                        help='training images used as kNN bank and linear-probe training set')
+    parser.add_argument('--test-images', type=int, default=10000)
+    parser.add_argument('--depth', type=int, default=12, help='ViT-Tiny layers (all arms)')
+    parser.add_argument('--proj-hid', type=int, default=1024, help='ConMIM projector width')
+    parser.add_argument('--monitor-images', type=int, nargs=2, default=[2000, 1000],
+                        metavar=('BANK', 'VAL'),
+                        help='images of the kNN monitor hook during pretraining')
+    parser.add_argument('--pretrain-options', nargs='*', default=[],
+                        help='extra --cfg-options for both pretraining runs (ablations)')
+    parser.add_argument('--conmim-options', nargs='*', default=[],
+                        help='extra --cfg-options for the ConMIM pretraining only')
+    parser.add_argument('--plot', default=None,
+                        help='PNG path (default: <work-dir>/fashion_mnist_benchmark.png)')
+    parser.add_argument('--force', action='store_true', help='redo stages already done')
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+def load_json(path, default=None):
+    if osp.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return default
+
+
+def save_json(path, data):
+    with open(path + '.part', 'w') as f:
+        json.dump(data, f, indent=2)
+    os.replace(path + '.part', path)
+
+
+def record_time(args, key, seconds):
+    path = osp.join(args.work_dir, 'timings.json')
+    timings = load_json(path, {})
+    timings[key] = round(seconds, 1)
+    save_json(path, timings)
+
+
+def write_config(path, base, body):
+    with open(path, 'w') as f:
+        f.write(f'_base_ = [{base!r}]\n{body}')
+    return path
+
+
+def iters(images, epochs):
+    return math.ceil(images / BATCH) * epochs
+
+
+def run_train(args, config, work_dir, options=()):
+    cmd = [sys.executable, osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work_dir]
+    if options:
+        cmd += ['--cfg-options', *options]
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    print('$', ' '.join(cmd), flush=True)
+    start = time.time()
+    with open(osp.join(work_dir, 'train.out'), 'w') as log:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f'training failed, see {osp.join(work_dir, "train.out")}')
+    return time.time() - start
+
+
+def scalars(work_dir):
+    """All records of the newest vis_data/scalars.json of a run."""
+    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not logs:
+        return []
+    return [json.loads(line) for line in open(logs[-1]) if line.strip()]
+
+
+def read_idx(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    ndim = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_split(data_root, train, n):
+    prefix = 'train' if train else 't10k'
+    images = read_idx(osp.join(data_root, f'{prefix}-images-idx3-ubyte'))[:n]
+    labels = read_idx(osp.join(data_root, f'{prefix}-labels-idx1-ubyte'))[:n]
+    x = (torch.from_numpy(images.copy()).float() - MEAN) / STD  # grey -> 3 equal channels
+    return x.unsqueeze(1).expand(-1, 3, -1, -1), torch.from_numpy(labels.astype(np.int64))
+
+
+# ---------------------------------------------------------------------------------------
+# stages
+# ---------------------------------------------------------------------------------------
+def pretrain_dir(args, arm):
+    return osp.join(args.work_dir, f'pretrain_{arm}')
+
+
+def pretrain_ckpt(args, arm):
+    return osp.join(pretrain_dir(args, arm), f'epoch_{args.pretrain_epochs}.pth')
+
+
+def vit_arch(args):
+    return (f"dict(embed_dims=192, num_layers={args.depth}, num_heads=3, "
+            "feedforward_channels=768)")
+
+
+def knn_hook(args, encoder):
+    bank, val = args.monitor_images
+    loader = ("dict(batch_size=500, num_workers=0, persistent_workers=False, "
+              "sampler=dict(type='DefaultSampler', shuffle=False), "
+              "collate_fn=dict(type='default_collate'), dataset=dict(type='FashionMNIST', "
+              f"data_root={args.data_root!r}, test_mode={{}}, indices={{}}, "
+              "pipeline=test_pipeline))")
+    return (f"dict(type='KNNMonitorHook', interval=1, k=20, encoder={encoder!r}, "
+            f"pooling='mean', bank_dataloader={loader.format(False, bank)}, "
+            f"val_dataloader={loader.format(True, val)})")
+
+
+TEST_PIPELINE = """test_pipeline = [
+    dict(type='NumpyToPIL', to_rgb=False),
+    dict(type='torchvision/Grayscale', num_output_channels=3),
+    dict(type='PILToNumpy', to_bgr=False),
+    dict(type='PackInputs'),
+]
+"""
+
+
+def pretrain_config(args, arm):
+    """Write (and return) the pretraining config of an arm for this budget."""
+    work_dir = pretrain_dir(args, arm)
+    os.makedirs(work_dir, exist_ok=True)
+    total = iters(args.pretrain_images, args.pretrain_epochs)
+    warm = max(1, min(300, total // 4))
+    indices = 'None' if args.pretrain_images >= 60000 else str(args.pretrain_images)
+    if arm == 'conmim':
+        model = (f"model = dict(backbone=dict(arch={vit_arch(args)}), "
+                 f"neck=dict(hid_channels={args.proj_hid}))")
+        hooks = f"[dict(type='EpochSeedHook'), {knn_hook(args, 'teacher')}]"
+    else:
+        model = f"model = dict(backbone=dict(arch={vit_arch(args)}))"
+        hooks = f"[{knn_hook(args, 'student')}]"
+    return write_config(osp.join(work_dir, 'bench_config.py'), CONFIGS[arm], f"""
+{model}
+{TEST_PIPELINE}
+custom_hooks = {hooks}
+max_epochs = {args.pretrain_epochs}
+train_cfg = dict(max_epochs={args.pretrain_epochs})
+train_dataloader = dict(dataset=dict(data_root={args.data_root!r}, indices={indices}))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end={warm}),
+    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin={warm}, end={total}),
+]
+""")
+
+
+def stage_pretrain(args):
+    for arm in ('conmim', 'mae'):
+        if arm not in args.arms and not (arm == 'conmim' and 'random' in args.arms):
+            continue
+        config = pretrain_config(args, arm)
+        if arm not in args.arms:
+            continue
+        if osp.exists(pretrain_ckpt(args, arm)) and not args.force:
+            print(f'[pretrain] {arm}: done ({pretrain_ckpt(args, arm)})')
+            continue
+        options = list(args.pretrain_options)
+        if arm == 'conmim':
+            options += list(args.conmim_options)
+        seconds = run_train(args, config, pretrain_dir(args, arm), options)
+        record_time(args, f'pretrain_{arm}', seconds)
+        print(f'[pretrain] {arm}: {seconds / 60:.1f} min', flush=True)
+
+
+def build_backbone(args, arm):
+    """The frozen encoder of an arm (random: the ConMIM student at its initialisation)."""
+    import conmim_mm  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    cfg_arm = 'mae' if arm == 'mae' else 'conmim'
+    cfg = Config.fromfile(pretrain_config(args, cfg_arm))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    if arm != 'random':
+        load_checkpoint(model, pretrain_ckpt(args, arm), map_location='cpu', strict=True,
+                        logger='silent')
+    # the ConMIM recipe transfers the teacher; random = the student at its initialisation
+    backbone = model.teacher.module['backbone'] if arm == 'conmim' else model.backbone
+    backbone.eval()  # (BEiTViT.train returns None, so no chaining)
+    return backbone
+
+
+@torch.no_grad()
+def features(backbone, images, batch=1000):
+    from conmim_mm.engine.hooks.knn_hook import pool_tokens
+    out = {'mean': [], 'cls': []}
+    for start in range(0, len(images), batch):
+        tokens = backbone(images[start:start + batch], None)[-1]
+        out['mean'].append(pool_tokens(tokens, 'mean'))
+        out['cls'].append(pool_tokens(tokens, 'cls'))
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def linear_probe(train_x, train_y, test_x, test_y, weight_decay=1e-4, steps=150):
+    """Top-1 (%) of a multinomial logistic regression on standardised frozen features."""
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(train_x.shape[1], int(train_y.max()) + 1)
+    opt = torch.optim.LBFGS(linear.parameters(), lr=1, max_iter=steps, history_size=20,
+                            line_search_fn='strong_wolfe')
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(linear(train_x), train_y) + \
+            weight_decay * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        return 100.0 * (linear(test_x).argmax(1) == test_y).float().mean().item()
+
+
+def stage_frozen(args):
+    from conmim_mm.engine.hooks.knn_hook import knn_top1
+    path = osp.join(args.work_dir, 'frozen.json')
+    results = load_json(path, {})
+    train_x, train_y = load_split(args.data_root, True, args.bank_images)
+    test_x, test_y = load_split(args.data_root, False, args.test_images)
+    for arm in args.arms:
+        if arm in results and not args.force:
+            print(f'[frozen] {arm}: done {results[arm]}')
+            continue
+        start = time.time()
+        backbone = build_backbone(args, arm)
+        train_f, test_f = features(backbone, train_x), features(backbone, test_x)
+        res = {}
+        for pooling in ('mean', 'cls'):
+            res[f'knn_{pooling}'] = knn_top1(train_f[pooling], train_y, test_f[pooling], test_y,
+                                             k=20, temperature=0.07, num_classes=10)
+            res[f'linear_{pooling}'] = linear_probe(train_f[pooling], train_y, test_f[pooling],
+                                                    test_y)
+        results[arm] = res
+        save_json(path, results)
+        record_time(args, f'frozen_{arm}', time.time() - start)
+        print(f'[frozen] {arm}: {res} ({time.time() - start:.0f} s)', flush=True)
+
+
+def stage_finetune(args):
+    path = osp.join(args.work_dir, 'finetune.json')
+    results = load_json(path, {})
+    total = iters(args.finetune_images, args.finetune_epochs)
+    for arm in args.arms:
+        if arm in results and not args.force:
+            print(f'[finetune] {arm}: done {results[arm]}')
+            continue
+        work_dir = osp.join(args.work_dir, f'finetune_{arm}')
+        os.makedirs(work_dir, exist_ok=True)
+        if arm == 'mae':
+            base = CONFIGS['ft_mae']
+            init = f"dict(type='Pretrained', checkpoint={pretrain_ckpt(args, 'mae')!r}, " \
+                   "prefix='backbone.')"
+        else:
+            base = CONFIGS['ft_conmim']
+            init = 'None' if arm == 'random' else \
+                f"dict(_delete_=True, type='Pretrained', checkpoint={pretrain_ckpt(args, 'conmim')!r}, " \
+                "prefix='teacher.module.backbone.')"
+        indices = 'None' if args.finetune_images >= 60000 else str(args.finetune_images)
+        warm = max(1, min(200, total // 5))
+        config = write_config(osp.join(work_dir, 'bench_config.py'), base, f"""
+max_epochs = {args.finetune_epochs}
+model = dict(backbone=dict(arch={vit_arch(args)}, init_cfg={init}))
+train_dataloader = dict(dataset=dict(data_root={args.data_root!r}, indices={indices}))
+val_dataloader = dict(dataset=dict(data_root={args.data_root!r},
+                                   indices={args.test_images if args.test_images < 10000 else None}))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs={args.finetune_epochs}, val_interval={args.finetune_epochs})
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end={warm}),
+    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=False, begin={warm}, end={total}),
+]
+""")
+        seconds = run_train(args, config, work_dir)
+        accs = [r['accuracy/top1'] for r in scalars(work_dir) if 'accuracy/top1' in r]
+        if not accs:
+            raise SystemExit(f'no accuracy/top1 in the logs of {work_dir}')
+        results[arm] = dict(top1=accs[-1])
+        save_json(path, results)
+        record_time(args, f'finetune_{arm}', seconds)
+        print(f'[finetune] {arm}: top-1 {accs[-1]:.2f} ({seconds / 60:.1f} min)', flush=True)
+
+
+def stage_report(args):
+    frozen = load_json(osp.join(args.work_dir, 'frozen.json'), {})
+    finetune = load_json(osp.join(args.work_dir, 'finetune.json'), {})
+    timings = load_json(osp.join(args.work_dir, 'timings.json'), {})
+    rows, table = [], {}
+    header = ('| weights | kNN top-1 (k=20) | linear probe top-1 | fine-tune top-1 |\n'
+              '| --- | ---: | ---: | ---: |')
+    for arm in ARMS:
+        f, t = frozen.get(arm, {}), finetune.get(arm, {})
+        table[arm] = dict(knn=f.get('knn_mean'), linear=f.get('linear_mean'),
+                          finetune=t.get('top1'), knn_cls=f.get('knn_cls'),
+                          linear_cls=f.get('linear_cls'))
+
+        def fmt(v):
+            return '-' if v is None else f'{v:.2f}'
+        rows.append(f'| {LABELS[arm]} | {fmt(table[arm]["knn"])} | {fmt(table[arm]["linear"])} '
+                    f'| {fmt(table[arm]["finetune"])} |')
+    md = '\n'.join([header] + rows)
+    with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
+        f.write(md + '\n')
+    curves = {}
+    for arm in ('conmim', 'mae'):
+        recs = scalars(pretrain_dir(args, arm))
+        curves[arm] = dict(
+            loss=[(r['step'], r['loss']) for r in recs if 'loss' in r],
+            knn=[(r['step'], r[k]) for r in recs for k in ('knn/top1', 'knn/teacher_top1')
+                 if k in r])
+    save_json(osp.join(args.work_dir, 'results.json'),
+              dict(table=table, timings=timings, curves=curves, args=vars(args)))
+    plot(args, table, curves)
+    print(md)
+    print('timings (s):', json.dumps(timings))
+
+
+def plot(args, table, curves):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    colors = dict(random='#999999', conmim='#d62728', mae='#1f77b4')
+    for arm, ax in (('conmim', axes[0]), ('mae', axes[1])):
+        loss = curves.get(arm, {}).get('loss', [])
+        if loss:
+            steps, values = zip(*loss)
+            ax.plot(steps, values, color=colors[arm])
+        ax.set_title(f'{LABELS[arm]} pretraining loss')
+        ax.set_xlabel('iteration')
+        ax.grid(alpha=0.3)
+    metrics = [('knn', 'kNN'), ('linear', 'linear probe'), ('finetune', 'fine-tune')]
+    width = 0.26
+    for i, arm in enumerate(ARMS):
+        values = [table[arm][m] or 0 for m, _ in metrics]
+        xs = np.arange(len(metrics)) + (i - 1) * width
+        bars = axes[2].bar(xs, values, width, label=LABELS[arm], color=colors[arm])
+        for bar, v in zip(bars, values):
+            if v:
+                axes[2].text(bar.get_x() + bar.get_width() / 2, v + 0.5, f'{v:.1f}',
+                             ha='center', fontsize=7)
+    axes[2].set_xticks(np.arange(len(metrics)))
+    axes[2].set_xticklabels([name for _, name in metrics])
+    low = min([v for arm in ARMS for m, _ in metrics for v in [table[arm][m]] if v] or [0])
+    axes[2].set_ylim(max(0, low - 10), 100)
+    axes[2].set_ylabel('top-1 on the 10k test images (%)')
+    axes[2].legend(fontsize=8, loc='lower right')
+    axes[2].set_title('Fashion-MNIST, ViT-T/4')
+    fig.tight_layout()
+    out = args.plot or osp.join(args.work_dir, 'fashion_mnist_benchmark.png')
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    print('wrote', out)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.work_dir, exist_ok=True)
+    from conmim_mm.datasets import prepare_fashion_mnist
+    prepare_fashion_mnist(args.data_root)
+    save_json(osp.join(args.work_dir, 'command.json'), dict(argv=sys.argv, args=vars(args)))
+    stages = dict(pretrain=stage_pretrain, frozen=stage_frozen, finetune=stage_finetune,
+                  report=stage_report)
+    for name in args.stages:
+        start = time.time()
+        stages[name](args)
+        print(f'== stage {name}: {time.time() - start:.0f} s', flush=True)
+
+
+if __name__ == '__main__':
+    main()

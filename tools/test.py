@@ -1,0 +1,139 @@
+"""Evaluate a trained checkpoint with any conmim_mm downstream config: classification
+(mmpretrain), segmentation (mmseg) or detection (mmdet). The library follows the config's
+``default_scope``; the metrics are the config's ``test_evaluator``.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out RESULTS.pkl]
+        [--cfg-options k=v ...] [--launcher pytorch|slurm]
+"""
+import argparse
+import os
+import os.path as osp
+import pickle
+import sys
+import tempfile
+
+import torch
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
+from conmim_mm.datasets import DatasetNotFoundError, check_dataset_paths  # noqa: E402
+
+
+class _TrainingCheckpointUnpickler(pickle.Unpickler):
+    """Reads mmengine training checkpoints without running arbitrary code.
+
+    torch's ``weights_only`` loader refuses them: mmengine's ``HistoryBuffer`` (in the message
+    hub) pickles its statistics methods through ``builtins.getattr``. This unpickler allows the
+    classes such checkpoints hold, and ``getattr`` only for those four methods.
+    """
+    ALLOWED = {('collections', 'OrderedDict'), ('torch._utils', '_rebuild_tensor_v2'),
+               ('torch._utils', '_rebuild_parameter'), ('numpy', 'ndarray'), ('numpy', 'dtype'),
+               ('numpy.core.multiarray', '_reconstruct'), ('numpy.core.multiarray', 'scalar'),
+               ('numpy._core.multiarray', '_reconstruct'), ('numpy._core.multiarray', 'scalar'),
+               ('_codecs', 'encode'), ('mmengine.logging.history_buffer', 'HistoryBuffer')}
+
+    def find_class(self, module, name):
+        if (module, name) in (('builtins', 'getattr'), ('__builtin__', 'getattr')):
+            return _history_buffer_getattr
+        if (module, name) in self.ALLOWED or (module == 'torch' and name.endswith('Storage')):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f'{module}.{name} is not allowed in a checkpoint')
+
+
+def _history_buffer_getattr(obj, name):
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
+
+
+class _SafePickle:
+    Unpickler = _TrainingCheckpointUnpickler
+    load = pickle.load
+    __name__ = 'conmim_safe_pickle'
+
+
+def weights_only_copy(checkpoint: str) -> str:
+    """A temporary file with just the checkpoint's ``state_dict`` (what testing needs)."""
+    try:
+        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError:
+        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False,
+                          pickle_module=_SafePickle)
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise SystemExit(f'error: {checkpoint} holds no state dict')
+    fd, path = tempfile.mkstemp(suffix='.pth', prefix='conmim_test_')
+    os.close(fd)
+    torch.save({'state_dict': state, 'meta': ckpt.get('meta', {})}, path)
+    return path
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test a conmim_mm downstream config')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint of the whole model (tools/train.py output, '
+                        'or tools/model_converters/beit_to_conmim.py output)')
+    parser.add_argument('--work-dir', help='where logs and metrics go')
+    parser.add_argument('--out', help='also dump the predictions to this pickle file')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. test_dataloader.batch_size=1')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_cfg(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if not cfg.get('test_dataloader') or not cfg.get('test_evaluator'):
+        raise SystemExit(f'error: {args.config} has no test_dataloader/test_evaluator to test with '
+                         '(pretraining configs are evaluated through the downstream configs).')
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    # Weights come from the checkpoint: never fetch or re-check the pretraining file.
+    backbone = cfg.model.get('backbone') or {}
+    if isinstance(backbone.get('init_cfg'), dict) and backbone.init_cfg.get('type') == 'Pretrained':
+        backbone.init_cfg = None
+    if args.out:
+        dump = dict(type='DumpResults', out_file_path=args.out)
+        evaluators = cfg.test_evaluator
+        cfg.test_evaluator = ([*evaluators, dump] if isinstance(evaluators, list)
+                              else [evaluators, dump])
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
+        sys.exit(f'error: checkpoint {args.checkpoint} does not exist')
+    weights = None
+    if osp.isfile(args.checkpoint):
+        weights = args.checkpoint = weights_only_copy(args.checkpoint)
+    cfg = build_cfg(args)
+    try:
+        check_dataset_paths(cfg.test_dataloader['dataset'])
+    except DatasetNotFoundError as err:
+        sys.exit(f'error: {err}')
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else None
+    if runner is None:
+        from mmengine.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    try:
+        return runner.test()
+    finally:
+        if weights is not None:
+            os.remove(weights)
+
+
+if __name__ == '__main__':
+    main()
