@@ -89,11 +89,11 @@ def test_resume_continues_exactly(uninterrupted, tmp_path):
 
 
 def test_two_process_distributed_run(tmp_path, fashion_mnist):
-    proc = train(tmp_path, 'train_cfg.max_epochs=1', 'param_scheduler.1.end=1',
+    proc = train(tmp_path, 'train_cfg.max_epochs=2', 'param_scheduler.1.end=2',
                  'train_dataloader.dataset.indices=64', nproc=2)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert os.path.exists(os.path.join(str(tmp_path), 'epoch_1.pth'))
+    assert os.path.exists(os.path.join(str(tmp_path), 'epoch_2.pth'))
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log and 'MMDistributedDataParallel' in log
     # 64 images over 2 processes at 16 per process: 2 iterations per epoch, not 4
-    assert 'Epoch(train) [1][2/2]' in log
+    assert 'Epoch(train) [2][2/2]' in log
