@@ -49,8 +49,9 @@ def test_both_implementations_compute_the_same_loss():
     stock_params = dict(stock.model.named_parameters())
     for name, param in ours.model.named_parameters():
         if param.grad is not None:
-            torch.testing.assert_close(param.grad, stock_params[name].grad, rtol=1e-4,
-                                       atol=1e-6, msg=name)
+            scale = float(param.grad.abs().max()) + 1e-8  # fp32 rounding, relative
+            diff = float((param.grad - stock_params[name].grad).abs().max())
+            assert diff <= 1e-5 * scale + 1e-6, (name, diff, scale)
 
 
 def test_one_tiny_run_prints_the_ratios(capsys, tmp_path):

@@ -92,3 +92,24 @@ def test_arch_names_follow_the_paper(arch, width, depth, heads):
     settings = ConMIMViT.arch_zoo[arch]
     assert (settings['embed_dims'], settings['num_layers'], settings['num_heads']) == \
         (width, depth, heads)
+
+
+def test_frozen_stages_freeze_the_attention_too():
+    vit = ConMIMViT(arch=TINY, img_size=16, patch_size=8, frozen_stages=2, with_mask_token=False)
+    assert not any(p.requires_grad for p in vit.layers.parameters())
+    assert not vit.patch_embed.projection.weight.requires_grad
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = ConMIMViT(arch=TINY, img_size=16, patch_size=8, out_type='raw',
+                      use_rel_pos_bias=True)
+    plain.init_weights()
+    ckpt = ConMIMViT(arch=TINY, img_size=16, patch_size=8, out_type='raw',
+                     use_rel_pos_bias=True, use_checkpoint=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 24, 16)  # another grid than the tables' window
+    plain(x)[0].square().sum().backward()
+    ckpt(x)[0].square().sum().backward()
+    for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=name, atol=1e-6, rtol=1e-5)

@@ -8,67 +8,13 @@
 import argparse
 import os
 import os.path as osp
-import pickle
 import sys
-import tempfile
-
-import torch
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 from conmim_mm.datasets import DatasetNotFoundError, check_dataset_paths  # noqa: E402
-
-
-class _TrainingCheckpointUnpickler(pickle.Unpickler):
-    """Reads mmengine training checkpoints without running arbitrary code.
-
-    torch's ``weights_only`` loader refuses them: mmengine's ``HistoryBuffer`` (in the message
-    hub) pickles its statistics methods through ``builtins.getattr``. This unpickler allows the
-    classes such checkpoints hold, and ``getattr`` only for those four methods.
-    """
-    ALLOWED = {('collections', 'OrderedDict'), ('torch._utils', '_rebuild_tensor_v2'),
-               ('torch._utils', '_rebuild_parameter'), ('numpy', 'ndarray'), ('numpy', 'dtype'),
-               ('numpy.core.multiarray', '_reconstruct'), ('numpy.core.multiarray', 'scalar'),
-               ('numpy._core.multiarray', '_reconstruct'), ('numpy._core.multiarray', 'scalar'),
-               ('_codecs', 'encode'), ('mmengine.logging.history_buffer', 'HistoryBuffer')}
-
-    def find_class(self, module, name):
-        if (module, name) in (('builtins', 'getattr'), ('__builtin__', 'getattr')):
-            return _history_buffer_getattr
-        if (module, name) in self.ALLOWED or (module == 'torch' and name.endswith('Storage')):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f'{module}.{name} is not allowed in a checkpoint')
-
-
-def _history_buffer_getattr(obj, name):
-    from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
-        return getattr(obj, name)
-    raise pickle.UnpicklingError(f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
-
-
-class _SafePickle:
-    Unpickler = _TrainingCheckpointUnpickler
-    load = pickle.load
-    __name__ = 'conmim_safe_pickle'
-
-
-def weights_only_copy(checkpoint: str) -> str:
-    """A temporary file with just the checkpoint's ``state_dict`` (what testing needs)."""
-    try:
-        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError:
-        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False,
-                          pickle_module=_SafePickle)
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise SystemExit(f'error: {checkpoint} holds no state dict')
-    fd, path = tempfile.mkstemp(suffix='.pth', prefix='conmim_test_')
-    os.close(fd)
-    torch.save({'state_dict': state, 'meta': ckpt.get('meta', {})}, path)
-    return path
 
 
 def parse_args(argv=None):
@@ -116,9 +62,6 @@ def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
         sys.exit(f'error: checkpoint {args.checkpoint} does not exist')
-    weights = None
-    if osp.isfile(args.checkpoint):
-        weights = args.checkpoint = weights_only_copy(args.checkpoint)
     cfg = build_cfg(args)
     try:
         check_dataset_paths(cfg.test_dataloader['dataset'])
@@ -128,11 +71,7 @@ def main(argv=None):
     if runner is None:
         from mmengine.registry import RUNNERS
         runner = RUNNERS.build(cfg)
-    try:
-        return runner.test()
-    finally:
-        if weights is not None:
-            os.remove(weights)
+    return runner.test()
 
 
 if __name__ == '__main__':

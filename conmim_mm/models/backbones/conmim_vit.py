@@ -15,7 +15,7 @@ Differences from ``BEiTViT``:
 * BEiT's initialisation is the default, and activation checkpointing is a switch.
 """
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -26,6 +26,7 @@ from mmpretrain.models.backbones.beit import BEiTViT
 from mmpretrain.models.utils import BEiTAttention
 from mmpretrain.registry import MODELS
 
+from ..utils.pretrained import load_pretrained_backbone
 from ..utils.relative_position import relative_position_bias
 
 
@@ -111,12 +112,20 @@ class ConMIMViT(BEiTViT):
                 attn_drop_rate=old.attn_drop.p, proj_drop_rate=old.proj_drop.p)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims)) if with_mask_token else None
         self._register_load_state_dict_pre_hook(self._drop_unused_mask_token)
+        if self.frozen_stages > 0:  # again: the attention modules above are new
+            self._freeze_stages()
 
     # ------------------------------------------------------------------ init & loading
     def init_weights(self) -> None:
-        super().init_weights()
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            # Unlike mmengine's PretrainedInit (strict=False, only logs), keys that do not fit
+            # raise; tables are expanded per layer and resized (see utils/pretrained.py).
+            load_pretrained_backbone(self, self.init_cfg.get('checkpoint'),
+                                     prefix=self.init_cfg.get('prefix', ''),
+                                     map_location=self.init_cfg.get('map_location', 'cpu'))
+            self._is_init = True
             return
+        super().init_weights()
         trunc_normal_(self.cls_token, std=0.02)
         if self.mask_token is not None:
             trunc_normal_(self.mask_token, std=0.02)
@@ -141,17 +150,15 @@ class ConMIMViT(BEiTViT):
                 f'{math.ceil(h / self.patch_size) * self.patch_size}x'
                 f'{math.ceil(w / self.patch_size) * self.patch_size}).')
 
-    def _layer_biases(self, grid: Tuple[int, int]) -> Sequence[Optional[torch.Tensor]]:
-        """Relative position bias of every layer for this token grid."""
-        if self.rel_pos_bias is not None:  # one table shared by all layers
-            shared = relative_position_bias(self.rel_pos_bias.relative_position_bias_table,
-                                            self.rel_pos_bias.window_size, grid)
-            return [shared] * len(self.layers)
-        return [
-            relative_position_bias(layer.attn.relative_position_bias_table, layer.attn.window_size,
-                                   grid) if layer.attn.use_rel_pos_bias else None
-            for layer in self.layers
-        ]
+    def _run_layer(self, layer, x: torch.Tensor, grid: Tuple[int, int],
+                   shared_bias: Optional[torch.Tensor]) -> torch.Tensor:
+        """One block; its own relative position bias is built here, so that activation
+        checkpointing recomputes it instead of keeping an N x N tensor per block."""
+        bias = shared_bias
+        if bias is None and layer.attn.relative_position_bias_table is not None:
+            bias = relative_position_bias(layer.attn.relative_position_bias_table,
+                                          layer.attn.window_size, grid)
+        return layer(x, bias)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor]:
         """Encode images; with a patch ``mask`` (B, h, w) or (B, h*w), True/1 = masked,
@@ -178,12 +185,17 @@ class ConMIMViT(BEiTViT):
                                           num_extra_tokens=self.num_extra_tokens)
         x = self.drop_after_pos(x)
 
+        shared_bias = None
+        if self.rel_pos_bias is not None:  # one table for all layers (pretraining)
+            shared_bias = relative_position_bias(self.rel_pos_bias.relative_position_bias_table,
+                                                 self.rel_pos_bias.window_size, grid)
         outs = []
-        for i, (layer, bias) in enumerate(zip(self.layers, self._layer_biases(grid))):
-            if self.use_checkpoint and self.training and x.requires_grad:
-                x = cp.checkpoint(layer, x, bias, use_reentrant=False)
+        for i, layer in enumerate(self.layers):
+            if self.use_checkpoint and self.training and torch.is_grad_enabled():
+                x = cp.checkpoint(self._run_layer, layer, x, grid, shared_bias,
+                                  use_reentrant=False)
             else:
-                x = layer(x, bias)
+                x = self._run_layer(layer, x, grid, shared_bias)
             if i == len(self.layers) - 1 and self.final_norm:
                 x = self.ln1(x)
             if i in self.out_indices:
