@@ -33,6 +33,8 @@ def registry_of(scope):
 def build(cfg):
     """Build ``cfg.model`` the way the Runner does: in the config's default scope."""
     scope = cfg.get('default_scope', 'mmpretrain')
+    if cfg.get('data_preprocessor') is not None:  # as Runner does for mmpretrain-style configs
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     with DefaultScope.overwrite_default_scope(scope):
         model = registry_of(scope).build(cfg.model)
         model.init_weights()
