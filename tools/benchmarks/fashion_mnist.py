@@ -77,6 +77,9 @@ def parse_args(argv=None):
                         help='extra --cfg-options for the ConMIM pretraining only')
     parser.add_argument('--plot', default=None,
                         help='PNG path (default: <work-dir>/fashion_mnist_benchmark.png)')
+    parser.add_argument('--results-md', default=None,
+                        help='also write the table into this Markdown file, between the '
+                        'lines <!-- results:begin --> and <!-- results:end -->')
     parser.add_argument('--force', action='store_true', help='redo stages already done')
     return parser.parse_args(argv)
 
@@ -330,17 +333,18 @@ def stage_finetune(args):
                    "prefix='backbone.')"
         else:
             base = CONFIGS['ft_conmim']
+            ckpt = pretrain_ckpt(args, 'conmim')
             init = 'None' if arm == 'random' else \
-                f"dict(_delete_=True, type='Pretrained', checkpoint={pretrain_ckpt(args, 'conmim')!r}, " \
+                f"dict(_delete_=True, type='Pretrained', checkpoint={ckpt!r}, " \
                 "prefix='teacher.module.backbone.')"
         indices = 'None' if args.finetune_images >= 60000 else str(args.finetune_images)
+        test_indices = args.test_images if args.test_images < 10000 else None
         warm = max(1, min(200, total // 5))
         config = write_config(osp.join(work_dir, 'bench_config.py'), base, f"""
 max_epochs = {args.finetune_epochs}
 model = dict(backbone=dict(arch={vit_arch(args)}, init_cfg={init}))
 train_dataloader = dict(dataset=dict(data_root={args.data_root!r}, indices={indices}))
-val_dataloader = dict(dataset=dict(data_root={args.data_root!r},
-                                   indices={args.test_images if args.test_images < 10000 else None}))
+val_dataloader = dict(dataset=dict(data_root={args.data_root!r}, indices={test_indices}))
 test_dataloader = val_dataloader
 train_cfg = dict(max_epochs={args.finetune_epochs}, val_interval={args.finetune_epochs})
 param_scheduler = [
@@ -388,8 +392,23 @@ def stage_report(args):
     save_json(osp.join(args.work_dir, 'results.json'),
               dict(table=table, timings=timings, curves=curves, args=vars(args)))
     plot(args, table, curves)
+    if args.results_md:
+        update_markdown(args.results_md, md, timings)
     print(md)
     print('timings (s):', json.dumps(timings))
+
+
+def update_markdown(path, table_md, timings):
+    begin, end = '<!-- results:begin -->', '<!-- results:end -->'
+    text = open(path).read() if osp.exists(path) else f'{begin}\n{end}\n'
+    if begin not in text or end not in text:
+        raise SystemExit(f'{path} has no {begin} ... {end} block to fill.')
+    minutes = ', '.join(f'{k} {v / 60:.1f} min' for k, v in timings.items())
+    block = f'{begin}\n{table_md}\n\nWall-clock: {minutes}.\n{end}'
+    head, rest = text.split(begin, 1)
+    with open(path, 'w') as f:
+        f.write(head + block + rest.split(end, 1)[1])
+    print('updated', path)
 
 
 def plot(args, table, curves):
@@ -402,7 +421,15 @@ def plot(args, table, curves):
         loss = curves.get(arm, {}).get('loss', [])
         if loss:
             steps, values = zip(*loss)
-            ax.plot(steps, values, color=colors[arm])
+            ax.plot(steps, values, color=colors[arm], marker='.', label='loss')
+        knn = curves.get(arm, {}).get('knn', [])
+        if knn:  # the KNNMonitorHook points, on a second axis
+            twin = ax.twinx()
+            steps, values = zip(*knn)
+            twin.plot(steps, values, color='black', marker='o', linestyle='--',
+                      label='kNN top-1 (monitor)')
+            twin.set_ylabel('kNN top-1 (%)')
+            twin.legend(fontsize=7, loc='upper right')
         ax.set_title(f'{LABELS[arm]} pretraining loss')
         ax.set_xlabel('iteration')
         ax.grid(alpha=0.3)
@@ -420,8 +447,8 @@ def plot(args, table, curves):
     axes[2].set_xticklabels([name for _, name in metrics])
     low = min([v for arm in ARMS for m, _ in metrics for v in [table[arm][m]] if v] or [0])
     axes[2].set_ylim(max(0, low - 10), 100)
-    axes[2].set_ylabel('top-1 on the 10k test images (%)')
-    axes[2].legend(fontsize=8, loc='lower right')
+    axes[2].set_ylabel('top-1 on the test images (%)')
+    axes[2].legend(fontsize=8, loc='upper left')
     axes[2].set_title('Fashion-MNIST, ViT-T/4')
     fig.tight_layout()
     out = args.plot or osp.join(args.work_dir, 'fashion_mnist_benchmark.png')
