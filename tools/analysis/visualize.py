@@ -76,7 +76,7 @@ def find_mask_generator(cfg):
 def load_image(path, size, cfg):
     """(H, W, 3) uint8 RGB image resized to ``size`` and its normalised (1, 3, H, W) tensor."""
     from PIL import Image
-    img = np.asarray(Image.open(path).convert('RGB').resize((size, size), Image.BICUBIC))
+    img = np.array(Image.open(path).convert('RGB').resize((size, size), Image.BICUBIC))
     pre = cfg.get('data_preprocessor') or cfg.model.get('data_preprocessor') or {}
     mean = torch.tensor(pre.get('mean', [123.675, 116.28, 103.53]), dtype=torch.float32)
     std = torch.tensor(pre.get('std', [58.395, 57.12, 57.375]), dtype=torch.float32)

@@ -212,6 +212,8 @@ def pretrain_config(args, arm):
 custom_hooks = {hooks}
 max_epochs = {args.pretrain_epochs}
 train_cfg = dict(max_epochs={args.pretrain_epochs})
+default_hooks = dict(logger=dict(interval={max(1, min(50, total // 40))}))
+log_processor = dict(window_size={max(1, min(50, total // 40))})
 train_dataloader = dict(dataset=dict(data_root={args.data_root!r}, indices={indices}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end={warm}),
