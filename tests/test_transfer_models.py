@@ -159,7 +159,9 @@ def test_identical_features_in_mmpretrain_mmseg_and_mmdet(tiny_checkpoint):
 def test_det_pyramid_neck_makes_strides_4_to_32():
     import conmim_mm.det  # noqa: F401
     from mmdet.registry import MODELS
-    neck = MODELS.build(dict(type='ViTFeaturePyramid', in_channels=8, norm_cfg=dict(type='BN')))
+    with DefaultScope.overwrite_default_scope('mmdet'):  # other tests may have set mmpretrain
+        neck = MODELS.build(dict(type='ViTFeaturePyramid', in_channels=8,
+                                 norm_cfg=dict(type='BN')))
     outs = neck([torch.randn(2, 8, 6, 10) for _ in range(4)])
     assert [o.shape[-2:] for o in outs] == [(24, 40), (12, 20), (6, 10), (3, 5)]
     with pytest.raises(ValueError, match='out_indices'):
