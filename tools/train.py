@@ -11,6 +11,7 @@ import sys
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
@@ -95,10 +96,7 @@ def main():
                 check_dataset_paths(cfg[split]['dataset'])
     except DatasetNotFoundError as err:
         sys.exit(f'error: {err}')
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else None
-    if runner is None:
-        from mmengine.registry import RUNNERS
-        runner = RUNNERS.build(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.train()
 
 
