@@ -1,0 +1,47 @@
+"""The scripts the README and tools/demo.sh call exist in the repository and run."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tracked_files():
+    try:
+        out = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip('not a git checkout')
+    return set(out.split())
+
+
+def test_scripts_named_by_demo_and_readme_are_tracked():
+    """A fresh clone must hold every tools/*.py|sh the entry points name (.gitignore once hid
+    tools/data/)."""
+    tracked = _tracked_files()
+    named = set()
+    for doc in ('tools/demo.sh', 'README.md', 'docs/results.md', 'docs/benchmarks.md'):
+        with open(os.path.join(ROOT, doc)) as f:
+            named |= set(re.findall(r'\btools/[\w/.-]+\.(?:py|sh)\b', f.read()))
+    assert named, 'no tools/ script found in the docs'
+    missing = sorted(path for path in named if path not in tracked)
+    assert not missing, f'named in the docs but not in git: {missing}'
+
+
+def test_prepare_fashion_mnist_script(tmp_path):
+    out = tmp_path / 'fm'
+    proc = subprocess.run([sys.executable, 'tools/data/prepare_fashion_mnist.py', '--out',
+                           str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    sizes = {p.name: p.stat().st_size for p in out.iterdir()}
+    assert sizes['train-images-idx3-ubyte'] == 16 + 60000 * 28 * 28
+    assert sizes['t10k-labels-idx1-ubyte'] == 8 + 10000
+
+    proc = subprocess.run([sys.executable, 'tools/data/prepare_fashion_mnist.py', '--out',
+                           str(tmp_path / 'x'), '--src', str(tmp_path / 'nowhere')],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert 'apt-get install dataset-fashion-mnist' in proc.stderr
