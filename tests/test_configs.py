@@ -66,3 +66,38 @@ def test_missing_imagenet_gives_one_clear_message(tmp_path):
     assert proc.returncode != 0
     assert 'data/imagenet' in proc.stderr and 'Expected layout' in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+def _fashion_mnist_eval_datasets(cfg):
+    """(where, dataset cfg) of every evaluation dataset a Fashion-MNIST config names."""
+    found = []
+    for key in ('val_dataloader', 'test_dataloader'):
+        if cfg.get(key):
+            found.append((key, cfg[key]['dataset']))
+    for hook in cfg.get('custom_hooks', []):
+        if hook.get('val_dataloader'):
+            found.append((hook['type'] + '.val', hook['val_dataloader']['dataset']))
+    return found
+
+
+@pytest.mark.parametrize('path', [
+    'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py',
+    'configs/benchmarks/conmim_vit-t-p4_fashion-mnist_bench.py',
+    'configs/benchmarks/mae_vit-t-p4_fashion-mnist.py',
+    'configs/benchmarks/finetune_vit-t-p4_fashion-mnist.py',
+    'configs/benchmarks/finetune_mae-vit-t-p4_fashion-mnist.py',
+])
+def test_fashion_mnist_evaluation_reads_the_test_images(path, fashion_mnist):
+    """mmpretrain's FashionMNIST reads the training split unless split='test' (test_mode
+    alone only warns): every evaluation must read the 10k held-out images."""
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import DATASETS
+    import conmim_mm  # noqa: F401
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(os.path.join(ROOT, path))
+    evals = _fashion_mnist_eval_datasets(cfg)
+    assert evals, f'{path} evaluates nothing'
+    for where, dataset_cfg in evals:
+        dataset_cfg = dict(dataset_cfg, data_root=fashion_mnist, indices=None)
+        dataset = DATASETS.build(dataset_cfg)
+        assert dataset.split == 'test' and len(dataset) == 10000, where

@@ -35,7 +35,7 @@ custom_hooks = [
              type='FashionMNIST', data_root={{_base_.data_root}}, test_mode=False,
              indices=10000, pipeline=test_pipeline)),
          val_dataloader=dict(**_knn_loader, dataset=dict(
-             type='FashionMNIST', data_root={{_base_.data_root}}, test_mode=True,
+             type='FashionMNIST', data_root={{_base_.data_root}}, split='test', test_mode=True,
              indices=2000, pipeline=test_pipeline))),
 ]
 resume = False

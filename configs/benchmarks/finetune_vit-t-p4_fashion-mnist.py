@@ -25,7 +25,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=500, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='FashionMNIST', data_root={{_base_.data_root}}, test_mode=True,
+    dataset=dict(type='FashionMNIST', data_root={{_base_.data_root}}, split='test', test_mode=True,
                  pipeline={{_base_.test_pipeline}}))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader

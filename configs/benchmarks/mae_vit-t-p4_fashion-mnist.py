@@ -66,7 +66,7 @@ custom_hooks = [
              type='FashionMNIST', data_root={{_base_.data_root}}, test_mode=False,
              indices=10000, pipeline={{_base_.test_pipeline}})),
          val_dataloader=dict(**_knn_loader, dataset=dict(
-             type='FashionMNIST', data_root={{_base_.data_root}}, test_mode=True,
+             type='FashionMNIST', data_root={{_base_.data_root}}, split='test', test_mode=True,
              indices=2000, pipeline={{_base_.test_pipeline}}))),
 ]
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -37,7 +37,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=256, num_workers=1, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='FashionMNIST', data_root=data_root, test_mode=True,
+    dataset=dict(type='FashionMNIST', data_root=data_root, split='test', test_mode=True,
                  pipeline=test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader

@@ -14,9 +14,11 @@ data_root = 'data/fashion_mnist/'
 data_preprocessor = dict(
     type='SelfSupDataPreprocessor', mean=[72.94] * 3, std=[90.02] * 3, to_rgb=False)
 
+# The ImageNet strong view (BYOL colour jitter, grey, blur, solarize); saturation and hue jitter
+# do nothing to grey images, so they are off (mmcv 2.1's hue shift also breaks under numpy 2).
 strong_view = [
     dict(type='RandomApply',
-         transforms=[dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)],
+         transforms=[dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0., hue=0.)],
          prob=0.8),
     dict(type='RandomGrayscale', prob=0.2, keep_channels=True, channel_weights=(0.114, 0.587, 0.2989)),
     dict(type='GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf', prob=0.1),

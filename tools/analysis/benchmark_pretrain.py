@@ -388,7 +388,7 @@ def main(argv=None):
               + ('' if peaks is None else f'  peak memory {peaks[trainer.name] / 2**20:.0f} MiB'))
 
     if device.type == 'cuda':
-        flops = count_flops(trainers[0])
+        flops = count_flops(trainers[1])  # stock: the same maths, never compiled
         peak = peak_flops(args, device)
         for trainer in trainers:
             achieved = flops / results[trainer.name]['step_s']

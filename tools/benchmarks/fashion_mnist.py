@@ -23,6 +23,8 @@ Budgets are in epochs, so the numbers do not depend on the machine's load; wall-
 are recorded in ``timings.json``.
 """
 import argparse
+import contextlib
+import fcntl
 import glob
 import json
 import math
@@ -80,6 +82,11 @@ def parse_args(argv=None):
     parser.add_argument('--results-md', default=None,
                         help='also write the table into this Markdown file, between the '
                         'lines <!-- results:begin --> and <!-- results:end -->')
+    parser.add_argument('--num-workers', type=int, default=1,
+                        help='dataloader workers of the pretraining and fine-tuning runs')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help='where the frozen stage encodes the images (training runs use '
+                        "mmengine's choice: the GPU when there is one)")
     parser.add_argument('--force', action='store_true', help='redo stages already done')
     return parser.parse_args(argv)
 
@@ -100,11 +107,27 @@ def save_json(path, data):
     os.replace(path + '.part', path)
 
 
+@contextlib.contextmanager
+def locked(path):
+    """Serialise read-modify-write of ``path`` between runs sharing a work dir (stages and
+    arms can run as parallel processes)."""
+    with open(path + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def update_json(path, key, value):
+    with locked(path):
+        data = load_json(path, {})
+        data[key] = value
+        save_json(path, data)
+
+
 def record_time(args, key, seconds):
-    path = osp.join(args.work_dir, 'timings.json')
-    timings = load_json(path, {})
-    timings[key] = round(seconds, 1)
-    save_json(path, timings)
+    update_json(osp.join(args.work_dir, 'timings.json'), key, round(seconds, 1))
 
 
 def write_config(path, base, body):
@@ -176,11 +199,11 @@ def knn_hook(args, encoder):
     loader = ("dict(batch_size=500, num_workers=0, persistent_workers=False, "
               "sampler=dict(type='DefaultSampler', shuffle=False), "
               "collate_fn=dict(type='default_collate'), dataset=dict(type='FashionMNIST', "
-              f"data_root={args.data_root!r}, test_mode={{}}, indices={{}}, "
+              f"data_root={args.data_root!r}, split={{!r}}, test_mode={{}}, indices={{}}, "
               "pipeline=test_pipeline))")
     return (f"dict(type='KNNMonitorHook', interval=1, k=20, encoder={encoder!r}, "
-            f"pooling='mean', bank_dataloader={loader.format(False, bank)}, "
-            f"val_dataloader={loader.format(True, val)})")
+            f"pooling='mean', bank_dataloader={loader.format('train', False, bank)}, "
+            f"val_dataloader={loader.format('test', True, val)})")
 
 
 TEST_PIPELINE = """test_pipeline = [
@@ -214,7 +237,8 @@ max_epochs = {args.pretrain_epochs}
 train_cfg = dict(max_epochs={args.pretrain_epochs})
 default_hooks = dict(logger=dict(interval={max(1, min(50, total // 40))}))
 log_processor = dict(window_size={max(1, min(50, total // 40))})
-train_dataloader = dict(dataset=dict(data_root={args.data_root!r}, indices={indices}))
+train_dataloader = dict(num_workers={args.num_workers}, persistent_workers={args.num_workers > 0},
+                        dataset=dict(data_root={args.data_root!r}, indices={indices}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end={warm}),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin={warm}, end={total}),
@@ -263,11 +287,12 @@ def build_backbone(args, arm):
 
 
 @torch.no_grad()
-def features(backbone, images, batch=1000):
+def features(backbone, images, device='cpu', batch=1000):
     from conmim_mm.engine.hooks.knn_hook import pool_tokens
+    backbone.to(device)
     out = {'mean': [], 'cls': []}
     for start in range(0, len(images), batch):
-        tokens = backbone(images[start:start + batch], None)[-1]
+        tokens = backbone(images[start:start + batch].to(device), None)[-1].float().cpu()
         out['mean'].append(pool_tokens(tokens, 'mean'))
         out['cls'].append(pool_tokens(tokens, 'cls'))
     return {k: torch.cat(v) for k, v in out.items()}
@@ -306,7 +331,8 @@ def stage_frozen(args):
             continue
         start = time.time()
         backbone = build_backbone(args, arm)
-        train_f, test_f = features(backbone, train_x), features(backbone, test_x)
+        train_f = features(backbone, train_x, args.device)
+        test_f = features(backbone, test_x, args.device)
         res = {}
         for pooling in ('mean', 'cls'):
             res[f'knn_{pooling}'] = knn_top1(train_f[pooling], train_y, test_f[pooling], test_y,
@@ -314,7 +340,7 @@ def stage_frozen(args):
             res[f'linear_{pooling}'] = linear_probe(train_f[pooling], train_y, test_f[pooling],
                                                     test_y)
         results[arm] = res
-        save_json(path, results)
+        update_json(path, arm, res)
         record_time(args, f'frozen_{arm}', time.time() - start)
         print(f'[frozen] {arm}: {res} ({time.time() - start:.0f} s)', flush=True)
 
@@ -345,7 +371,8 @@ def stage_finetune(args):
         config = write_config(osp.join(work_dir, 'bench_config.py'), base, f"""
 max_epochs = {args.finetune_epochs}
 model = dict(backbone=dict(arch={vit_arch(args)}, init_cfg={init}))
-train_dataloader = dict(dataset=dict(data_root={args.data_root!r}, indices={indices}))
+train_dataloader = dict(num_workers={args.num_workers}, persistent_workers={args.num_workers > 0},
+                        dataset=dict(data_root={args.data_root!r}, indices={indices}))
 val_dataloader = dict(dataset=dict(data_root={args.data_root!r}, indices={test_indices}))
 test_dataloader = val_dataloader
 train_cfg = dict(max_epochs={args.finetune_epochs}, val_interval={args.finetune_epochs})
@@ -359,7 +386,7 @@ param_scheduler = [
         if not accs:
             raise SystemExit(f'no accuracy/top1 in the logs of {work_dir}')
         results[arm] = dict(top1=accs[-1])
-        save_json(path, results)
+        update_json(path, arm, results[arm])
         record_time(args, f'finetune_{arm}', seconds)
         print(f'[finetune] {arm}: top-1 {accs[-1]:.2f} ({seconds / 60:.1f} min)', flush=True)
 
@@ -465,7 +492,10 @@ def main(argv=None):
     os.makedirs(args.work_dir, exist_ok=True)
     from conmim_mm.datasets import prepare_fashion_mnist
     prepare_fashion_mnist(args.data_root)
-    save_json(osp.join(args.work_dir, 'command.json'), dict(argv=sys.argv, args=vars(args)))
+    # one entry per (stages, arms) invocation: parallel runs may share the work dir
+    update_json(osp.join(args.work_dir, 'command.json'),
+                f"{'+'.join(args.stages)}:{'+'.join(args.arms)}",
+                dict(argv=sys.argv, args=vars(args)))
     stages = dict(pretrain=stage_pretrain, frozen=stage_frozen, finetune=stage_finetune,
                   report=stage_report)
     for name in args.stages:

@@ -1,7 +1,7 @@
 """kNN top-1 on frozen backbone features, as a hook that monitors pretraining.
 
 The functions (``extract_features``, ``knn_top1``) are also used by the offline evaluation
-tools (``tools/analysis/knn_eval.py``, ``tools/benchmarks/fashion_mnist.py``).
+tool ``tools/benchmarks/fashion_mnist.py``.
 """
 from typing import Callable, Optional, Sequence, Tuple, Union
 
