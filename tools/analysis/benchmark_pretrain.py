@@ -80,6 +80,10 @@ def parse_args(argv=None):
     parser.add_argument('--peak-tflops', type=float, help='accelerator peak for the MFU')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='also write the results to this JSON file')
+    parser.add_argument('--profile', type=int, default=0, metavar='N',
+                        help='after timing, profile 3 steps of ours and print its N most '
+                        'expensive operators (self device time on a GPU, self CPU time '
+                        'otherwise)')
     parser.add_argument('--probe', choices=['ours', 'stock'], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for key, value in CASES[args.case].items():
@@ -317,6 +321,21 @@ def count_flops(trainer):
     return counter.get_total_flops()
 
 
+def profile_steps(trainer, device, top):
+    """Where one of our training steps spends its time, operator by operator."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        for _ in range(3):
+            trainer.step()
+        sync(device)
+    key = 'self_device_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
+    print(f'--- profile of 3 steps of {trainer.name} (top {top} by {key}) ---')
+    print(prof.key_averages().table(sort_by=key, row_limit=top, max_name_column_width=60))
+
+
 def peak_flops(args, device):
     import torch
     if args.peak_tflops:
@@ -398,6 +417,9 @@ def main(argv=None):
                   + ('' if peak is None else f'  MFU {100 * achieved / peak:.1f}%'))
         results['flops_per_step'] = flops
         results['gpu'] = torch.cuda.get_device_name(device)
+
+    if args.profile:
+        profile_steps(trainers[0], device, args.profile)
 
     speedup = results['ours']['img_per_s'] / results['stock']['img_per_s']
     ratio = None if peaks is None else peaks['ours'] / peaks['stock']
