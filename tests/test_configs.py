@@ -101,3 +101,16 @@ def test_fashion_mnist_evaluation_reads_the_test_images(path, fashion_mnist):
         dataset_cfg = dict(dataset_cfg, data_root=fashion_mnist, indices=None)
         dataset = DATASETS.build(dataset_cfg)
         assert dataset.split == 'test' and len(dataset) == 10000, where
+
+
+def test_fashion_mnist_path_check_knows_the_idx_files(tmp_path, fashion_mnist):
+    from conmim_mm.datasets.checks import DatasetNotFoundError, check_dataset_paths
+    for split in ('train', 'test'):  # the prepared data passes for both splits
+        check_dataset_paths(dict(type='FashionMNIST', data_root=fashion_mnist, split=split))
+    partial = tmp_path / 'fm'
+    partial.mkdir()
+    for name in ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'):
+        (partial / name).symlink_to(os.path.join(fashion_mnist, name))
+    check_dataset_paths(dict(type='FashionMNIST', data_root=str(partial)))
+    with pytest.raises(DatasetNotFoundError, match='t10k-images-idx3-ubyte'):
+        check_dataset_paths(dict(type='FashionMNIST', data_root=str(partial), split='test'))

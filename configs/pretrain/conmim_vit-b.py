@@ -44,7 +44,10 @@ optim_wrapper = dict(
     type='AmpOptimWrapper',
     loss_scale='dynamic',
     constructor='TrainableOptimWrapperConstructor',  # skips the frozen teacher quietly
-    optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.05),
+    # fused=True: one kernel for all parameters (same maths; ~15 % faster steps measured on
+    # an H200 at ViT-B/16, docs/benchmarks.md)
+    optimizer=dict(type='AdamW', lr=5e-4, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.05,
+                   fused=True),
     paramwise_cfg=dict(
         norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.,
         custom_keys={'cls_token': dict(decay_mult=0.), 'pos_embed': dict(decay_mult=0.)}))

@@ -64,7 +64,8 @@ model = dict(
 optim_wrapper = dict(
     type='OptimWrapper',
     constructor='TrainableOptimWrapperConstructor',  # skips the frozen teacher quietly
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.05),
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.05,
+                   fused=True),
     paramwise_cfg=dict(
         norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.,
         custom_keys={'cls_token': dict(decay_mult=0.), 'pos_embed': dict(decay_mult=0.)}))

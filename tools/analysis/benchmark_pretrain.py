@@ -73,8 +73,9 @@ def parse_args(argv=None):
                         help='ours: activation checkpointing (ConMIMViT use_checkpoint)')
     parser.add_argument('--compile', action='store_true',
                         help='ours: torch.compile the student and teacher backbones')
-    parser.add_argument('--fused-adamw', action='store_true',
-                        help="ours: AdamW(fused=True) (stock keeps torch's default)")
+    parser.add_argument('--fused-adamw', action=argparse.BooleanOptionalAction, default=True,
+                        help="ours: AdamW(fused=True), as the pretraining configs set it "
+                        "(stock keeps torch's default AdamW); --no-fused-adamw turns it off")
     parser.add_argument('--memory', choices=['auto', 'none'], default='auto',
                         help="'none' skips the peak-memory measurement")
     parser.add_argument('--peak-tflops', type=float, help='accelerator peak for the MFU')
