@@ -110,8 +110,37 @@ def test_fused_ema_matches_mmpretrain_cosine_ema(max_iters):
     for _ in range(4):
         for p in src.parameters():
             p.data.add_(torch.randn_like(p))
+        src(torch.randn(8, 4))  # moves the BatchNorm statistics (copied, not averaged)
         fused.update_parameters(src), stock.update_parameters(src)
     for a, b in zip(fused.module.state_dict().values(), stock.module.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_fused_ema_resumes_from_a_state_dict(max_iters):
+    """The step count lives in a buffer; a reloaded average continues the same schedule."""
+    from conmim_mm.models import FusedCosineEMA
+    torch.manual_seed(0)
+    src = torch.nn.Linear(4, 4)
+    ema = FusedCosineEMA(src, 0.1, 0.)
+
+    def perturb_and_update(target):
+        torch.manual_seed(int(target.steps))
+        for p in src.parameters():
+            p.data.add_(torch.randn_like(p))
+        target.update_parameters(src)
+
+    for _ in range(3):
+        perturb_and_update(ema)
+    resumed = FusedCosineEMA(torch.nn.Linear(4, 4), 0.1, 0.)
+    resumed.update_parameters(src)  # one step of its own, then the checkpoint overrides it
+    resumed.load_state_dict(ema.state_dict())
+    saved = {k: v.clone() for k, v in src.state_dict().items()}
+    perturb_and_update(ema)
+    src.load_state_dict(saved)
+    perturb_and_update(resumed)
+    assert int(resumed.steps) == int(ema.steps) == 4
+    assert resumed.last_momentum == pytest.approx(ema.last_momentum)
+    for a, b in zip(resumed.module.state_dict().values(), ema.module.state_dict().values()):
         torch.testing.assert_close(a, b)
 
 

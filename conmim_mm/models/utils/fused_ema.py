@@ -22,6 +22,15 @@ class FusedCosineEMA(CosineEMA):
     def __init__(self, model: nn.Module, *args, **kwargs) -> None:
         super().__init__(model, *args, **kwargs)
         self.last_momentum = 1.0
+        # Names of the averaged floating-point tensors: fixed for the life of the model.
+        self._names = [k for k, v in self.avg_parameters.items() if v.dtype.is_floating_point]
+        # Host copy of the ``steps`` buffer, so that a step does not wait for the device to
+        # read it; re-read after a checkpoint is loaded.
+        self._host_steps = None
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._host_steps = None
+        super()._load_from_state_dict(*args, **kwargs)
 
     def momentum_at(self, steps: int) -> float:
         """Weight of the new value at update number ``steps`` (cosine from momentum to end)."""
@@ -38,17 +47,20 @@ class FusedCosineEMA(CosineEMA):
     def update_parameters(self, model: nn.Module) -> None:
         src = dict(model.state_dict(keep_vars=True)) if self.update_buffers \
             else dict(model.named_parameters())
-        names = [k for k, v in self.avg_parameters.items() if v.dtype.is_floating_point]
-        averaged = [self.avg_parameters[k].data for k in names]
-        source = [src[k].data for k in names]
-        steps = int(self.steps)
+        # ``.data`` at call time: ``module.to()`` swaps the storage behind each parameter.
+        averaged = [self.avg_parameters[k].data for k in self._names]
+        source = [src[k].data for k in self._names]
+        if self._host_steps is None:
+            self._host_steps = int(self.steps)
+        steps = self._host_steps
         if steps == 0:
             torch._foreach_copy_(averaged, source)
             self.last_momentum = 1.0
         elif steps % self.interval == 0:
             self.last_momentum = self.momentum_at(steps)
             torch._foreach_lerp_(averaged, source, self.last_momentum)
-        if not self.update_buffers:
-            for b_avg, b_src in zip(self.module.buffers(), model.buffers()):
-                b_avg.data.copy_(b_src.data)
+        buffers = [b.data for b in self.module.buffers()]
+        if buffers and not self.update_buffers:  # BatchNorm statistics: copied, not averaged
+            torch._foreach_copy_(buffers, [b.data for b in model.buffers()])
         self.steps += 1
+        self._host_steps += 1
