@@ -63,7 +63,8 @@ def test_hook_logs_knn_accuracy_in_a_runner(tmp_path, fashion_mnist):
                     sampler=dict(type='DefaultSampler', shuffle=False),
                     collate_fn=dict(type='default_collate'),
                     dataset=dict(type='FashionMNIST', data_root=fashion_mnist,
-                                 test_mode=test_mode, indices=n, pipeline=test_pipeline))
+                                 split='test' if test_mode else 'train', test_mode=test_mode,
+                                 indices=n, pipeline=test_pipeline))
 
     cfg.merge_from_dict({
         'work_dir': str(tmp_path),
