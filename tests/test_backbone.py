@@ -113,3 +113,14 @@ def test_activation_checkpointing_gives_the_same_gradients():
     ckpt(x)[0].square().sum().backward()
     for (name, a), b in zip(plain.named_parameters(), ckpt.parameters()):
         torch.testing.assert_close(a.grad, b.grad, msg=name, atol=1e-6, rtol=1e-5)
+
+
+def test_relative_position_index_is_cached_per_device():
+    """A GPU forward must find the index on its device, not copy it from the host each layer
+    (such a copy waits for the GPU); the 'meta' device stands in for a GPU here."""
+    from conmim_mm.models.utils.relative_position import relative_position_index
+    host = relative_position_index((3, 4))
+    assert relative_position_index((3, 4), torch.device('cpu')).equal(host)
+    on_device = relative_position_index((3, 4), torch.device('meta'))
+    assert on_device.device.type == 'meta' and on_device.shape == host.shape
+    assert relative_position_index((3, 4), torch.device('meta')) is on_device

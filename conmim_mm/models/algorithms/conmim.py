@@ -75,5 +75,6 @@ class ConMIM(BaseSelfSupervisor):
         return dict(
             loss=loss,
             acc_patch=accuracy,  # which teacher patch the masked student token picks
-            teacher_momentum=loss.new_tensor(1.0 - self.teacher.last_momentum),
+            # new_full: filled on the device, no host-to-device copy
+            teacher_momentum=loss.detach().new_full((), 1.0 - self.teacher.last_momentum),
             mask_ratio=mask.float().mean())

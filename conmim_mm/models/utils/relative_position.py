@@ -7,7 +7,7 @@ detection image of any shape) the patch part of the table is resized bicubically
 with the offsets of that grid, so one set of weights serves every input size.
 """
 from functools import lru_cache
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -21,11 +21,16 @@ def num_relative_distances(window: Tuple[int, int]) -> int:
 
 
 @lru_cache(maxsize=32)
-def relative_position_index(grid: Tuple[int, int]) -> torch.Tensor:
+def relative_position_index(grid: Tuple[int, int],
+                            device: Optional[torch.device] = None) -> torch.Tensor:
     """(N+1, N+1) table row for every token pair of ``grid`` (N = h*w, token 0 is [CLS]).
 
     The layout is BEiT's, so the same table rows are read as in mmpretrain's ``BEiTAttention``.
+    Cached per grid and device: a forward pass on a GPU finds its index there, instead of
+    copying it from host memory (a copy that waits for the GPU) in every layer.
     """
+    if device is not None and torch.device(device).type != 'cpu':
+        return relative_position_index(grid).to(device)
     h, w = grid
     coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')).flatten(1)
     offsets = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)  # (N, N, 2)
@@ -57,6 +62,6 @@ def relative_position_bias(table: torch.Tensor, window: Tuple[int, int],
     """The (heads, N+1, N+1) additive attention bias of ``table`` on a token ``grid``."""
     grid = tuple(int(g) for g in grid)
     table = resize_bias_table(table, tuple(window), grid)
-    index = relative_position_index(grid).to(table.device)
+    index = relative_position_index(grid, table.device)
     num_tokens = grid[0] * grid[1] + 1
     return table[index.view(-1)].view(num_tokens, num_tokens, -1).permute(2, 0, 1).contiguous()
