@@ -124,3 +124,25 @@ def test_relative_position_index_is_cached_per_device():
     on_device = relative_position_index((3, 4), torch.device('meta'))
     assert on_device.device.type == 'meta' and on_device.shape == host.shape
     assert relative_position_index((3, 4), torch.device('meta')) is on_device
+
+
+def test_backbone_and_projector_compile_without_graph_breaks():
+    """torch.compile must see one graph (a numpy drop-path rate once split every block)."""
+    from mmpretrain.registry import MODELS
+    backbone = MODELS.build(dict(
+        type='ConMIMViT', arch=dict(embed_dims=32, num_layers=2, num_heads=2,
+                                    feedforward_channels=64),
+        img_size=32, patch_size=8, out_type='raw', final_norm=True, drop_path_rate=0.1,
+        layer_scale_init_value=0.1, use_abs_pos_emb=False, use_rel_pos_bias=False,
+        use_shared_rel_pos_bias=True))
+    backbone.train()  # (BEiTViT.train returns None: no chaining)
+    images, mask = torch.randn(2, 3, 32, 32), torch.zeros(2, 16, dtype=torch.bool)
+    mask[:, :6] = True
+    torch._dynamo.reset()
+    assert torch._dynamo.explain(backbone)(images, mask).graph_break_count == 0
+    assert torch._dynamo.explain(backbone)(images, None).graph_break_count == 0
+    neck = MODELS.build(dict(type='NonLinearNeck', in_channels=32, hid_channels=64,
+                             out_channels=16, num_layers=3, with_bias=False, with_last_bn=True,
+                             with_last_bn_affine=False, with_avg_pool=False,
+                             norm_cfg=dict(type='BN1d'))).train()
+    assert torch._dynamo.explain(neck)((torch.randn(34, 32), )).graph_break_count == 0

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
+from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.beit import BEiTViT
 from mmpretrain.models.utils import BEiTAttention
@@ -110,6 +111,11 @@ class ConMIMViT(BEiTViT):
                 embed_dims=old.embed_dims, num_heads=old.num_heads, window_size=old.window_size,
                 use_rel_pos_bias=old.use_rel_pos_bias, bias=old.bias, qk_scale=old.scale,
                 attn_drop_rate=old.attn_drop.p, proj_drop_rate=old.proj_drop.p)
+        # BEiTViT hands each block's DropPaths a numpy scalar rate; as a Python float it no
+        # longer breaks the torch.compile graph twice per block.
+        for module in self.modules():
+            if isinstance(module, DropPath):
+                module.drop_prob = float(module.drop_prob)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims)) if with_mask_token else None
         self._register_load_state_dict_pre_hook(self._drop_unused_mask_token)
         if self.frozen_stages > 0:  # again: the attention modules above are new
