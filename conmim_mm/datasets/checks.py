@@ -2,6 +2,8 @@
 import os.path as osp
 from typing import List
 
+from .fashion_mnist import SPLIT_FILES
+
 LAYOUTS = {
     'ImageNet': """data/imagenet/
 ├── train/n01440764/*.JPEG ...      (1000 class folders)
@@ -24,18 +26,11 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset path of a config does not exist."""
 
 
-# mmpretrain's MNIST-style datasets read these files from data_root, per split.
-IDX_FILES = {
-    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
-    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
-}
-
-
 def _dataset_paths(dataset: dict) -> List[str]:
     root = dataset.get('data_root') or ''
     paths = [root] if root else []
     if str(dataset.get('type', '')).split('.')[-1] in ('MNIST', 'FashionMNIST'):
-        files = IDX_FILES.get(dataset.get('split') or 'train', ())
+        files = SPLIT_FILES.get(dataset.get('split') or 'train', ())
         return paths + [osp.join(root, name) for name in files]
     ann_file = dataset.get('ann_file') or ''
     if ann_file:

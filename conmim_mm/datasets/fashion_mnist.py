@@ -4,8 +4,12 @@ import os
 import shutil
 
 DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
-FILES = ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
-         't10k-labels-idx1-ubyte')
+# What mmpretrain's MNIST-style datasets read from data_root, per split.
+SPLIT_FILES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
+FILES = SPLIT_FILES['train'] + SPLIT_FILES['test']
 
 
 def prepare_fashion_mnist(dst: str = 'data/fashion_mnist', src: str = DEBIAN_FASHION_MNIST) -> str:

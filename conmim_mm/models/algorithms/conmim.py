@@ -64,11 +64,12 @@ class ConMIM(BaseSelfSupervisor):
         student_view, teacher_view = inputs
         mask = torch.stack([sample.mask for sample in data_samples]).flatten(1).bool()
 
-        pred = self._encode(self._student(), student_view, mask)
+        student = self._student()
+        pred = self._encode(student, student_view, mask)
         with torch.no_grad():
             # Move the teacher towards the student after the last optimiser step (the first
             # call copies the student, so both start equal whatever the initialisation).
-            self.teacher.update_parameters(self._student())
+            self.teacher.update_parameters(student)
             target = self._encode(self.teacher.module, teacher_view)
 
         loss, accuracy = self.head.loss_and_accuracy(pred, target, mask)

@@ -59,8 +59,9 @@ class FusedCosineEMA(CosineEMA):
         elif steps % self.interval == 0:
             self.last_momentum = self.momentum_at(steps)
             torch._foreach_lerp_(averaged, source, self.last_momentum)
-        buffers = [b.data for b in self.module.buffers()]
-        if buffers and not self.update_buffers:  # BatchNorm statistics: copied, not averaged
-            torch._foreach_copy_(buffers, [b.data for b in model.buffers()])
+        if not self.update_buffers:  # BatchNorm statistics: copied, not averaged
+            buffers = [b.data for b in self.module.buffers()]
+            if buffers:
+                torch._foreach_copy_(buffers, [b.data for b in model.buffers()])
         self.steps += 1
         self._host_steps += 1
