@@ -16,7 +16,7 @@ model = dict(
     head=dict(init_cfg=dict(_delete_=True, type='Pretrained', checkpoint='', prefix='head.')))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01),
     dict(type='RandomResizedCrop', scale=img_size, backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandAugment', policies='timm_increasing', num_policies=2, total_level=10,

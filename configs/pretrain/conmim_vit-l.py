@@ -9,7 +9,7 @@ model = dict(
     neck=dict(in_channels=1024))
 
 train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01),
     dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.08, 1.0),
          aspect_ratio_range=(3. / 4., 4. / 3.), interpolation='bicubic', backend='pillow'),
     dict(type='RandomFlip', prob=0.5),

@@ -37,7 +37,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='MultiView', num_views=[1, 1], transforms=[[], strong_view]),
     dict(type='ConMIMMaskGenerator', patch_size=patch_size, strategy='block', mask_ratio=0.4,
-         min_num_patches=4),
+         min_num_patches=4, input_size=img_size),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(

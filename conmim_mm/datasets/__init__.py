@@ -7,3 +7,9 @@ __all__ += ['prepare_fashion_mnist']
 from .checks import DatasetNotFoundError, check_dataset_paths
 
 __all__ += ['DatasetNotFoundError', 'check_dataset_paths']
+from .block_mask import BlockMaskGenerator
+from .loading import (LoadImageFromFileOrSkip, TooManyUnreadableImagesError,
+                      UnreadableImageError, unreadable_reason)
+
+__all__ += ['BlockMaskGenerator', 'LoadImageFromFileOrSkip', 'TooManyUnreadableImagesError',
+            'UnreadableImageError', 'unreadable_reason']

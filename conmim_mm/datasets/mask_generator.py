@@ -1,10 +1,17 @@
 """Patch masks for the student view, sized from the image and the ViT's patch size."""
-from typing import Dict, Optional, Tuple
+from functools import partial
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 from mmcv.transforms import BaseTransform
-from mmpretrain.datasets.transforms import BEiTMaskGenerator, SimMIMMaskGenerator
+from mmpretrain.datasets.transforms import SimMIMMaskGenerator
 from mmpretrain.registry import TRANSFORMS
+
+from .block_mask import BlockMaskGenerator
+
+
+def _simmim_mask(generator: SimMIMMaskGenerator) -> np.ndarray:
+    return generator({})['mask']
 
 
 @TRANSFORMS.register_module()
@@ -13,13 +20,18 @@ class ConMIMMaskGenerator(BaseTransform):
 
     The grid comes from the image in ``results['img']`` (the first view when there are
     several) and ``patch_size``, so one config serves every resolution. The two strategies of
-    the ConMIM code delegate to mmpretrain's generators:
+    the ConMIM code:
 
-    * ``'block'`` (the code default): BEiT block-wise masking of
-      ``round(mask_ratio * num_patches)`` patches, blocks of at least ``min_num_patches``
-      (75 of 196 patches with min 16 at 224/16 by default);
-    * ``'random'`` (the ViT-L recipe): SimMIM random masking of ``mask_unit_size``-pixel units,
-      ``ceil(mask_ratio * num_units)`` of them (148 of 196 patches at 224/16, ratio 0.75).
+    * ``'block'`` (the code default): the official BEiT block-wise masking
+      (:class:`BlockMaskGenerator`) of ``round(mask_ratio * num_patches)`` patches, blocks of
+      at least ``min_num_patches`` (75 of 196 patches with min 16 at 224/16 by default); every
+      patch can be masked, and a ratio the blocks cannot reach stops with a few patches less;
+    * ``'random'`` (the ViT-L recipe): mmpretrain's SimMIM random masking of
+      ``mask_unit_size``-pixel units, ``ceil(mask_ratio * num_units)`` of them (148 of 196
+      patches at 224/16, ratio 0.75).
+
+    The arguments are checked against the patch grid when the transform is built if
+    ``input_size`` is given (the configs do), otherwise at the first image of each size.
 
     Args:
         patch_size (int): The ViT's patch size in pixels.
@@ -29,6 +41,8 @@ class ConMIMMaskGenerator(BaseTransform):
         max_num_patches (int, optional): Largest block (block strategy).
         min_aspect (float): Smallest block aspect ratio (block strategy).
         mask_unit_size (int): Side of a random-masking unit in pixels (random strategy).
+        input_size (int | tuple, optional): The (height, width) of the images to mask, to
+            check the arguments against their grid at build time.
     """
 
     def __init__(self,
@@ -38,11 +52,21 @@ class ConMIMMaskGenerator(BaseTransform):
                  min_num_patches: int = 16,
                  max_num_patches: Optional[int] = None,
                  min_aspect: float = 0.3,
-                 mask_unit_size: int = 32) -> None:
+                 mask_unit_size: int = 32,
+                 input_size: Union[int, Tuple[int, int], None] = None) -> None:
         if strategy not in ('block', 'random'):
             raise ValueError(f"strategy must be 'block' or 'random', got {strategy!r}.")
         if not 0 < mask_ratio < 1:
             raise ValueError(f'mask_ratio must lie in (0, 1), got {mask_ratio}.')
+        if strategy == 'block':
+            if min_num_patches < 1:
+                raise ValueError(f'min_num_patches must be at least 1, got {min_num_patches}.')
+            if max_num_patches is not None and max_num_patches < min_num_patches:
+                raise ValueError(f'max_num_patches={max_num_patches} is below '
+                                 f'min_num_patches={min_num_patches}.')
+            if not 0 < min_aspect <= 1:
+                raise ValueError(f'min_aspect must lie in (0, 1] (blocks have aspect ratios '
+                                 f'from min_aspect to 1/min_aspect), got {min_aspect}.')
         if strategy == 'random' and mask_unit_size % patch_size:
             raise ValueError(f'mask_unit_size ({mask_unit_size}) must be a multiple of '
                              f'patch_size ({patch_size}).')
@@ -53,9 +77,11 @@ class ConMIMMaskGenerator(BaseTransform):
         self.max_num_patches = max_num_patches
         self.min_aspect = min_aspect
         self.mask_unit_size = mask_unit_size
-        self._generators: Dict[Tuple[int, int], BaseTransform] = {}
+        self._generators: Dict[Tuple[int, int], Callable[[], np.ndarray]] = {}
+        if input_size is not None:
+            self._generator(*((input_size, ) * 2 if isinstance(input_size, int) else input_size))
 
-    def _generator(self, height: int, width: int) -> BaseTransform:
+    def _generator(self, height: int, width: int) -> Callable[[], np.ndarray]:
         if (height, width) in self._generators:
             return self._generators[(height, width)]
         p = self.patch_size
@@ -64,8 +90,8 @@ class ConMIMMaskGenerator(BaseTransform):
                              f'{p}; crop or resize it to a multiple of {p} before masking.')
         if self.strategy == 'block':
             grid = (height // p, width // p)
-            generator = BEiTMaskGenerator(
-                input_size=grid,
+            generator = BlockMaskGenerator(
+                grid,
                 num_masking_patches=int(round(self.mask_ratio * grid[0] * grid[1])),
                 min_num_patches=self.min_num_patches,
                 max_num_patches=self.max_num_patches,
@@ -75,16 +101,17 @@ class ConMIMMaskGenerator(BaseTransform):
                 raise ValueError(
                     f'Random unit masking needs a square image whose side is a multiple of '
                     f'mask_unit_size={self.mask_unit_size}, got {height}x{width}.')
-            generator = SimMIMMaskGenerator(
+            simmim = SimMIMMaskGenerator(
                 input_size=height, mask_patch_size=self.mask_unit_size,
                 model_patch_size=p, mask_ratio=self.mask_ratio)
+            generator = partial(_simmim_mask, simmim)
         self._generators[(height, width)] = generator
         return generator
 
     def transform(self, results: dict) -> dict:
         img = results['img'][0] if isinstance(results['img'], (list, tuple)) else results['img']
         height, width = img.shape[:2]
-        results['mask'] = np.asarray(self._generator(height, width)({})['mask'], dtype=int)
+        results['mask'] = np.asarray(self._generator(height, width)(), dtype=int)
         return results
 
     def __repr__(self) -> str:

@@ -23,10 +23,10 @@ strong_view = [
 # Block-wise masking, 75 of 196 patches at 224/16 (the official code's default). The ViT-L
 # recipe switches to random masking of 32-px units: strategy='random', mask_ratio=0.75.
 mask_generator = dict(type='ConMIMMaskGenerator', patch_size=patch_size, strategy='block',
-                      mask_ratio=75 / 196, min_num_patches=16)
+                      mask_ratio=75 / 196, min_num_patches=16, input_size=img_size)
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01),  # skips unreadable files
     dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.08, 1.0),
          aspect_ratio_range=(3. / 4., 4. / 3.), interpolation='bicubic', backend='pillow'),
     dict(type='RandomFlip', prob=0.5),
