@@ -49,7 +49,7 @@ def write_good_images(folder):
 
 BAD = {  # name -> (bytes, what the reason must say)
     'truncated.JPEG': (jpeg_bytes(size=(64, 64), seed=5)[:1500], 'truncated JPEG'),
-    'corrupt.JPEG': (jpeg_bytes(seed=6)[:2] + bytes(range(256)) * 8, 'not a decodable image'),
+    'corrupt.JPEG': (b'\xff\xd8' + bytes(range(256)) * 8 + b'\xff\xd9', 'not a decodable image'),
     'text.JPEG': (b'this is a text file, not an image\n' * 10, 'not a decodable image'),
     'empty.JPEG': (b'', 'empty file (0 bytes)'),
 }
@@ -92,6 +92,18 @@ def test_each_bad_file_is_skipped_with_a_warning_naming_it(tmp_path):
     for i, (path, message) in enumerate(zip(sorted(BAD), messages), 1):
         assert path in message and BAD[path][1] in message
         assert f'{i} unreadable of {i} images loaded by the main process' in message
+
+
+def test_a_cut_jpeg_that_opencv_would_decode_is_still_refused(tmp_path, monkeypatch):
+    # Some OpenCV builds decode a cut JPEG silently (grey at the bottom); Pillow decides.
+    path = write_bad_images(str(tmp_path))[-1]
+    assert path.endswith('truncated.JPEG')
+    import conmim_mm.datasets.loading as loading
+    monkeypatch.setattr(loading.mmcv, 'imfrombytes', lambda *a, **k: np.zeros((8, 8, 3), np.uint8))
+    reason = unreadable_reason(LoadImageFromFileOrSkip(), dict(img_path=path))
+    assert reason.startswith('truncated JPEG (image file is truncated')
+    good = write_good_images(str(tmp_path / 'good'))
+    assert all(unreadable_reason(LoadImageFromFileOrSkip(), dict(img_path=p)) is None for p in good)
 
 
 def test_too_many_unreadable_files_stop_with_a_clear_message(tmp_path):
@@ -137,6 +149,7 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=8, num_workers=2,
     dataset=dict(_delete_=True, type='ImageNet', data_root='{data_root}', split='train',
+                 metainfo=dict(classes=['n01440764', 'n01443537']),  # 2 of the 1000
                  pipeline=train_pipeline))
 model = dict(backbone=dict(arch=dict(num_layers=2)))
 train_cfg = dict(max_epochs=2)

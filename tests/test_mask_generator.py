@@ -1,7 +1,6 @@
 """Block masking is the official ConMIM (BEiT) one: every patch maskable, no hang."""
 import multiprocessing
 import random
-import time
 
 import numpy as np
 import pytest
@@ -46,8 +45,11 @@ def _masks_at_ratios(ratios, queue):
     out = {}
     for img_size, patch_size, _, min_num_patches in SETTINGS:
         for ratio in ratios:
-            counts = masks(img_size, patch_size, ratio, min_num_patches, n=50).sum(axis=(1, 2))
-            out[(img_size, ratio)] = counts.mean()
+            try:
+                counts = masks(img_size, patch_size, ratio, min_num_patches, n=50).sum(axis=(1, 2))
+                out[(img_size, ratio)] = counts.mean()
+            except ValueError as err:
+                out[(img_size, ratio)] = str(err)
     queue.put(out)
 
 
@@ -58,16 +60,17 @@ def test_high_ratios_return_at_once():
     ctx = multiprocessing.get_context('fork')
     queue = ctx.Queue()
     child = ctx.Process(target=_masks_at_ratios, args=(ratios, queue), daemon=True)
-    start = time.time()
     child.start()
     child.join(timeout=60)
     if child.is_alive():
         child.kill()
         pytest.fail('block masking at ratios 0.75 / 0.9 / 0.99 did not return within 60 s')
-    means = queue.get(timeout=5)
-    assert time.time() - start < 60
-    for (img_size, ratio), mean in means.items():
+    out = queue.get(timeout=5)
+    for (img_size, ratio), mean in out.items():
         grid = (img_size // (16 if img_size == 224 else 4)) ** 2
+        if (img_size, ratio) == (28, 0.99):  # rounds to all 49 patches: refused at build time
+            assert 'choose a mask_ratio that masks at least one patch and leaves one' in mean
+            continue
         assert 0.8 * ratio * grid <= mean <= round(ratio * grid), (img_size, ratio, mean)
 
 

@@ -17,10 +17,14 @@ def test_block_masking_counts_on_any_grid(img_size, patch_size, ratio, expected)
     np.random.seed(0)
     gen = ConMIMMaskGenerator(patch_size=patch_size, strategy='block', mask_ratio=ratio,
                               min_num_patches=4)
-    for _ in range(5):
+    counts = []
+    for _ in range(20):
         mask = gen(dict(img=np.zeros((img_size, img_size, 3), np.uint8)))['mask']
         assert mask.shape == (img_size // patch_size, ) * 2
-        assert mask.sum() == expected
+        counts.append(mask.sum())
+    # The official generator reaches the count or stops a few patches short when no block
+    # adds any more (tests/test_mask_generator.py measures how often).
+    assert max(counts) == expected and min(counts) >= 0.8 * expected
 
 
 @pytest.mark.parametrize('img_size,unit,expected_units', [(224, 32, 37), (256, 32, 48), (192, 64, 7)])
@@ -60,7 +64,7 @@ def test_both_views_share_the_crop_and_flip():
     assert student.shape == (3, 224, 224)
     assert (student == teacher).all()
     assert out['data_samples'].mask.shape == (14, 14)
-    assert int(out['data_samples'].mask.sum()) == 75
+    assert 60 <= int(out['data_samples'].mask.sum()) <= 75  # 75, or a few short (official)
     # with the strong set on, the teacher view differs photometrically only
     differs = 0
     for seed in range(5):

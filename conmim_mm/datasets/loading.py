@@ -23,11 +23,14 @@ class TooManyUnreadableImagesError(RuntimeError):
     """More of the loads failed than ``max_unreadable_share`` allows."""
 
 
-def _is_truncated_jpeg(img_bytes: bytes) -> Optional[str]:
-    """Why a JPEG is cut short (OpenCV decodes such files silently, grey at the bottom)."""
-    if not img_bytes.startswith(b'\xff\xd8') or img_bytes.rstrip(b'\0').endswith(b'\xff\xd9'):
-        return None
-    try:  # no end-of-image marker at the end: let Pillow, which is strict, decode it fully
+def _lacks_jpeg_end(img_bytes: bytes) -> bool:
+    """A JPEG that does not end with its end-of-image marker: most likely cut short."""
+    return img_bytes.startswith(b'\xff\xd8') and not img_bytes.rstrip(b'\0').endswith(b'\xff\xd9')
+
+
+def _pillow_error(img_bytes: bytes) -> Optional[str]:
+    """What Pillow, which is strict about truncation, says when decoding the whole image."""
+    try:
         Image.open(io.BytesIO(img_bytes)).load()
     except Exception as err:  # noqa: BLE001 - every decoder error means the same here
         return str(err)
@@ -95,15 +98,20 @@ class LoadImageFromFileOrSkip(LoadImageFromFile):
         if not img_bytes:
             raise UnreadableImageError('empty file (0 bytes)')
         try:
-            img = mmcv.imfrombytes(img_bytes, flag=self.color_type, backend=self.imdecode_backend)
+            img, error = mmcv.imfrombytes(
+                img_bytes, flag=self.color_type, backend=self.imdecode_backend), None
         except Exception as err:  # noqa: BLE001 - any decoder error: not an image
-            raise UnreadableImageError(f'not a decodable image ({type(err).__name__}: {err})')
+            img, error = None, f'{type(err).__name__}: {err}'
+        if img is None and _lacks_jpeg_end(img_bytes):
+            raise UnreadableImageError(f'truncated JPEG ({len(img_bytes)} bytes, no end-of-image '
+                                       'marker)')
         if img is None:
-            raise UnreadableImageError(f'not a decodable image ({len(img_bytes)} bytes starting '
-                                       f'with {img_bytes[:8]!r})')
-        truncated = _is_truncated_jpeg(img_bytes)
-        if truncated:
-            raise UnreadableImageError(f'truncated JPEG ({truncated})')
+            detail = error or f'{len(img_bytes)} bytes starting with {img_bytes[:8]!r}'
+            raise UnreadableImageError(f'not a decodable image ({detail})')
+        # OpenCV may decode a cut JPEG silently, grey at the bottom: ask the strict Pillow
+        pillow_error = _pillow_error(img_bytes) if _lacks_jpeg_end(img_bytes) else None
+        if pillow_error:
+            raise UnreadableImageError(f'truncated JPEG ({pillow_error})')
         if self.to_float32:
             img = img.astype(np.float32)
         results['img'] = img
