@@ -124,8 +124,9 @@ class LoadImageFromFileOrSkip(LoadImageFromFile):
         try:
             return self.read(results)
         except UnreadableImageError as err:
-            self._skip(results['img_path'], str(err))
-            return None
+            reason = str(err)
+        self._skip(results['img_path'], reason)  # outside the except: no chained traceback
+        return None
 
     def _skip(self, filename: str, reason: str) -> None:
         self.num_unreadable += 1
