@@ -97,3 +97,34 @@ def test_two_process_distributed_run(tmp_path, fashion_mnist):
     assert 'Distributed training: True' in log and 'MMDistributedDataParallel' in log
     # 64 images over 2 processes at 16 per process: 2 iterations per epoch, not 4
     assert 'Epoch(train) [2][2/2]' in log
+
+
+def _config_with_hooks(tmp_path, name, hooks):
+    config = tmp_path / f'{name}.py'
+    config.write_text(
+        f"_base_ = ['{os.path.join(ROOT, CONFIG)}']\n"
+        "custom_imports = dict(imports=['conmim_mm', 'tests.helpers.crash_hook'],\n"
+        "                      allow_failed_imports=False)\n"
+        f"custom_hooks = [dict(type='EpochSeedHook'), {hooks}]\n")
+    return config
+
+
+def test_kill_during_checkpoint_save_leaves_a_run_that_resumes(uninterrupted, tmp_path):
+    """SIGKILL half-way through writing epoch 2's checkpoint with max_keep_ckpts=1 (issue 8 §3):
+    epoch 1's checkpoint and last_checkpoint survive, --resume finishes the run exactly."""
+    config = _config_with_hooks(tmp_path, 'killed', "dict(type='KillDuringSaveHook', epoch=2)")
+    work_dir = tmp_path / 'work'
+    keep_one = 'default_hooks.checkpoint.max_keep_ckpts=1'
+    killed = train(work_dir, keep_one, config=config)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    last = (work_dir / 'last_checkpoint').read_text()
+    assert last.endswith('epoch_1.pth') and os.path.isfile(last)
+    assert not os.path.exists(work_dir / 'epoch_2.pth')
+    proc = train(work_dir, keep_one, args=['--resume'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'Removing' in proc.stdout + proc.stderr  # the interrupted save's partial file
+    files = sorted(f for f in os.listdir(work_dir) if os.path.isfile(work_dir / f))
+    assert files == ['epoch_3.pth', 'last_checkpoint']
+    expected, got = step_losses(uninterrupted), step_losses(work_dir)
+    for step in range(7, 19):
+        assert got[step] == pytest.approx(expected[step], abs=1e-5), step

@@ -1,0 +1,51 @@
+"""Issue 8 §3: checkpoints survive full disks; iteration checkpoints under an epoch loop are
+refused; the teacher schedule stops at its end; checkpoints of another grid load."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+
+from conmim_mm.models.utils.fused_ema import FusedCosineEMA
+from tests.test_train_e2e import ROOT, _config_with_hooks, train
+
+
+def test_full_disk_during_save_leaves_no_partial_file_and_a_valid_last_checkpoint(
+        tmp_path, fashion_mnist):
+    config = _config_with_hooks(tmp_path, 'full', "dict(type='FullDiskDuringSaveHook', epoch=2)")
+    work_dir = tmp_path / 'work'
+    proc = train(work_dir, 'default_hooks.checkpoint.max_keep_ckpts=1', config=config)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert 'No space left on device' in log and 'Saving the checkpoint' in log, log[-3000:]
+    assert 'Free disk space' in log
+    files = sorted(f for f in os.listdir(work_dir) if os.path.isfile(work_dir / f))
+    assert files == ['epoch_1.pth', 'last_checkpoint']
+    last = (work_dir / 'last_checkpoint').read_text()
+    assert last.endswith('epoch_1.pth')
+    torch.load(last, map_location='cpu')  # whole
+
+
+def test_iteration_checkpoints_under_an_epoch_loop_are_refused_at_start(tmp_path, fashion_mnist):
+    proc = train(tmp_path, 'default_hooks.checkpoint.by_epoch=False',
+                 'default_hooks.checkpoint.interval=4')
+    assert proc.returncode != 0
+    log = proc.stdout + proc.stderr
+    assert 'by_epoch=False' in log and 'cannot be resumed exactly' in log, log[-3000:]
+    assert 'Epoch(train)' not in log  # refused before the first iteration
+    assert not any(f.endswith('.pth') for f in os.listdir(tmp_path))
+
+
+def test_teacher_schedule_is_clamped_at_its_end():
+    hub = MessageHub.get_current_instance()
+    hub.update_info('max_iters', 100)
+    try:
+        ema = FusedCosineEMA(torch.nn.Linear(2, 2), momentum=0.004, end_momentum=0.)
+        assert ema.momentum_at(0) == pytest.approx(0.004)
+        assert ema.momentum_at(50) == pytest.approx(0.002)
+        for steps in (100, 101, 105, 150, 199, 200, 1000):
+            assert ema.momentum_at(steps) == 0.  # teacher coefficient stays 1.0
+    finally:
+        hub.runtime_info.pop('max_iters', None)
