@@ -128,3 +128,32 @@ def test_kill_during_checkpoint_save_leaves_a_run_that_resumes(uninterrupted, tm
     expected, got = step_losses(uninterrupted), step_losses(work_dir)
     for step in range(7, 19):
         assert got[step] == pytest.approx(expected[step], abs=1e-5), step
+
+
+def test_resume_from_an_iteration_checkpoint_mid_epoch_is_exact(uninterrupted, tmp_path):
+    """Iteration checkpoints under the epoch loop (issue 8 §3): a crash after iteration 8 (the
+    2nd of 6 in epoch 2) resumes at iteration 9 with the batches and random draws of the
+    uninterrupted run, not by replaying epoch 2 (which ran 20 iterations instead of 18)."""
+    config = _config_with_hooks(tmp_path, 'crash8', "dict(type='CrashAfterIterHook', iteration=8)")
+    work_dir = tmp_path / 'work'
+    by_iter = ['default_hooks.checkpoint.by_epoch=False', 'default_hooks.checkpoint.interval=4']
+    crashed = train(work_dir, *by_iter, config=config)
+    assert crashed.returncode != 0 and 'simulated crash after iteration 8' in crashed.stderr
+    assert (work_dir / 'last_checkpoint').read_text().endswith('iter_8.pth')
+    proc = train(work_dir, *by_iter, args=['--resume'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert 'skipping the 2 batches trained before the checkpoint' in log
+    assert '-1 day' not in log
+    resumed_log = sorted(glob.glob(os.path.join(str(work_dir), '*', 'vis_data', 'scalars.json')))[-1]
+    resumed_steps = [json.loads(line)['step'] for line in open(resumed_log)
+                     if 'loss' in json.loads(line)]
+    assert resumed_steps == list(range(9, 19))
+    expected, got = step_losses(uninterrupted), step_losses(work_dir)
+    for step in range(9, 19):
+        assert got[step] == pytest.approx(expected[step], abs=1e-5), step
+    a = torch.load(os.path.join(str(uninterrupted), 'epoch_3.pth'), map_location='cpu')
+    b = torch.load(os.path.join(str(work_dir), 'iter_18.pth'), map_location='cpu')
+    assert int(b['state_dict']['teacher.steps']) == 18
+    for key in ('teacher.module.backbone.cls_token', 'backbone.layers.3.ffn.layers.1.weight'):
+        torch.testing.assert_close(a['state_dict'][key], b['state_dict'][key])

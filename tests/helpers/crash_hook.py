@@ -111,3 +111,16 @@ class CPUGradScalerOptimWrapper(AmpOptimWrapper):
     def optim_context(self, model):
         with OptimWrapper.optim_context(self, model):  # fp32: no autocast
             yield
+
+
+@HOOKS.register_module()
+class CrashAfterIterHook(Hook):
+    """Kill training after iteration ``iteration`` (1-based), after its checkpoint is saved."""
+    priority = 'LOWEST'
+
+    def __init__(self, iteration: int) -> None:
+        self.iteration = iteration
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.iteration:
+            raise SimulatedCrash(f'simulated crash after iteration {self.iteration}')

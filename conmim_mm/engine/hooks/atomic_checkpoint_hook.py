@@ -13,6 +13,9 @@ from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS  # the root registry: found from mmpretrain, mmseg and mmdet
 from mmengine.runner import EpochBasedTrainLoop
 
+from .mid_epoch_resume import (batches_done_in_epoch, can_skip_batches, gather_rng_states,
+                               resume_mid_epoch)
+
 PARTIAL_SUFFIX = '.part'
 
 
@@ -53,27 +56,51 @@ class AtomicCheckpointHook(CheckpointHook):
     ``.part`` file that the next start removes. ``save_best`` checkpoints are written the same
     way. Other storage backends (``backend_args``) fall back to mmengine's behaviour.
 
-    Iteration-interval checkpoints (``by_epoch=False``) under an ``EpochBasedTrainLoop`` are
-    refused at start-up: mmengine resumes them by replaying the whole interrupted epoch.
+    Iteration-interval checkpoints (``by_epoch=False``) under mmengine's ``EpochBasedTrainLoop``
+    resume exactly: they store every rank's random generator states, and the resumed epoch
+    skips the batches trained before the save (see ``mid_epoch_resume.py``) instead of training
+    the whole epoch again. Under an epoch loop with its own ``run_epoch`` they are refused at
+    start-up.
     """
 
     _runner_save = None  # runner.save_checkpoint while _save_best_checkpoint redirects it
+    _rng_states = None  # every rank's random generators, for a checkpoint saved mid-epoch
+    _resumed_rng_states = None
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._resumed_rng_states = checkpoint.get('rng_states')
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self._rng_states is not None:
+            checkpoint['rng_states'] = self._rng_states
+
+    def _save_checkpoint(self, runner) -> None:
+        # Iteration checkpoints may fall in the middle of an epoch: keep the generator states
+        # of all ranks (gathered here, on every rank) so that a resume continues exactly.
+        self._rng_states = None if self.by_epoch else gather_rng_states()
+        try:
+            super()._save_checkpoint(runner)
+        finally:
+            self._rng_states = None
 
     def _atomic(self) -> bool:
         return isinstance(getattr(self, 'file_backend', None), LocalBackend) \
             and self.file_client_args is None
 
     def before_train(self, runner) -> None:
-        if not self.by_epoch and self.interval > 0 \
-                and isinstance(runner.train_loop, EpochBasedTrainLoop):
+        loop = runner.train_loop
+        if isinstance(loop, EpochBasedTrainLoop) and not can_skip_batches(loop) and (
+                not self.by_epoch or batches_done_in_epoch(loop) > 0):
             raise ValueError(
-                'default_hooks.checkpoint.by_epoch=False (checkpoints every '
-                f'{self.interval} iterations) under an epoch-based train loop cannot be resumed '
-                'exactly: mmengine restarts the interrupted epoch from its first batch, so '
-                'iterations are repeated and the lr and teacher schedules run past their end. '
-                'Save by epoch (default_hooks.checkpoint.by_epoch=True), or train with '
-                "train_cfg=dict(type='IterBasedTrainLoop', max_iters=...), whose resume skips "
-                'the consumed batches.')
+                f'{type(loop).__name__} has its own run_epoch, so a checkpoint saved in the '
+                'middle of an epoch (default_hooks.checkpoint.by_epoch=False) cannot be '
+                'resumed exactly: the interrupted epoch would be trained again from its first '
+                'batch. Save by epoch (default_hooks.checkpoint.by_epoch=True), use mmengine\'s '
+                "EpochBasedTrainLoop, or train with train_cfg=dict(type='IterBasedTrainLoop', "
+                'max_iters=...).')
+        if isinstance(loop, EpochBasedTrainLoop):
+            resume_mid_epoch(runner, self._resumed_rng_states)
+        self._resumed_rng_states = None
         super().before_train(runner)
         if self._atomic() and is_main_process():
             for part_path in glob.glob(osp.join(glob.escape(self.out_dir), '*' + PARTIAL_SUFFIX)):
