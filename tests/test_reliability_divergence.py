@@ -10,7 +10,7 @@ from mmengine.config import Config
 
 from conmim_mm.engine.hooks import (DivergenceGuardHook, NonFiniteCheckpointError,
                                     TrainingDivergedError, non_finite_tensors)
-from tests.test_train_e2e import ROOT, step_losses, train
+from tests.test_train_e2e import ROOT, _config_with_hooks, step_losses, train
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '*', '*.py')))
 TRAINING_CONFIGS = [c for c in CONFIGS
@@ -75,22 +75,20 @@ def test_lr_1e3_demo_stops_non_zero_and_writes_no_non_finite_checkpoint(tmp_path
         assert all_finite(path), path
 
 
-def test_nan_weights_after_a_good_epoch_keep_the_good_checkpoint(tmp_path, fashion_mnist):
-    """Weights go NaN in epoch 2 (iteration 8); with a patience longer than the epoch, the
-    save-time check refuses epoch 2 and the good epoch-1 checkpoint is not rotated away."""
-    config = tmp_path / 'poisoned.py'
-    config.write_text(
-        f"_base_ = ['{os.path.join(ROOT, 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py')}']\n"
-        "custom_imports = dict(imports=['conmim_mm', 'tests.helpers.crash_hook'],\n"
-        "                      allow_failed_imports=False)\n"
-        "custom_hooks = [dict(type='EpochSeedHook'), dict(type='PoisonWeightsHook', iteration=8)]\n")
+def test_non_finite_teacher_is_never_saved_and_the_good_checkpoint_is_kept(tmp_path,
+                                                                           fashion_mnist):
+    """A NaN in the EMA teacher at the end of epoch 2 (the losses are all finite): the save-time
+    check refuses epoch 2's checkpoint, and epoch 1's (max_keep_ckpts=1) is not rotated away."""
+    config = _config_with_hooks(tmp_path, 'poisoned', "dict(type='PoisonTeacherHook', epoch=2)")
     work_dir = tmp_path / 'work'
-    proc = train(work_dir, 'default_hooks.checkpoint.max_keep_ckpts=1',
-                 'default_hooks.divergence.patience=100', config=config)
+    proc = train(work_dir, 'default_hooks.checkpoint.max_keep_ckpts=1', config=config)
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert 'NonFiniteCheckpointError' in log and 'Refusing to save a checkpoint' in log, log[-3000:]
-    files = sorted(f for f in os.listdir(work_dir) if os.path.isfile(work_dir / f))
+    assert 'NonFiniteCheckpointError: Refusing to save a checkpoint at iteration 12' in log, \
+        log[-3000:]
+    assert 'teacher.module.backbone' in log
+    files = sorted(f for f in os.listdir(work_dir)
+                   if f.endswith(('.pth', '.part', 'last_checkpoint')))
     assert files == ['epoch_1.pth', 'last_checkpoint']
     assert (work_dir / 'last_checkpoint').read_text().endswith('epoch_1.pth')
     assert all_finite(work_dir / 'epoch_1.pth')
@@ -100,15 +98,16 @@ def test_gradscaler_skipped_steps_do_not_stop_the_run(tmp_path, fashion_mnist):
     """Under fp16 dynamic loss scaling an overflow is in the scaled gradients, not in the loss:
     GradScaler skips the step and halves the scale. Simulated on the CPU with mmengine's
     AmpOptimWrapper logic and torch's CPU GradScaler starting at 2**127 (overflows at once)."""
-    proc = train(tmp_path, 'optim_wrapper.type=CPUGradScalerOptimWrapper',
-                 'custom_imports.imports=[conmim_mm,tests.helpers.crash_hook]',
-                 'train_cfg.max_epochs=2', 'param_scheduler.1.end=2')
+    config = _config_with_hooks(tmp_path, 'scaled', '')
+    work_dir = tmp_path / 'work'
+    proc = train(work_dir, 'optim_wrapper.type=CPUGradScalerOptimWrapper',
+                 'train_cfg.max_epochs=2', 'param_scheduler.1.end=2', config=config)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ckpt = torch.load(str(tmp_path / 'epoch_2.pth'), map_location='cpu')
+    ckpt = torch.load(str(work_dir / 'epoch_2.pth'), map_location='cpu')
     assert ckpt['optimizer']['loss_scaler']['scale'] < 2.0 ** 127  # steps were skipped
-    losses = step_losses(tmp_path)
+    losses = step_losses(work_dir)
     assert len(losses) == 12 and all(torch.isfinite(torch.tensor(v)) for v in losses.values())
-    assert all_finite(str(tmp_path / 'epoch_2.pth'))
+    assert all_finite(str(work_dir / 'epoch_2.pth'))
 
 
 @pytest.mark.parametrize('config,scope', [

@@ -74,17 +74,19 @@ class FullDiskDuringSaveHook(Hook):
 
 
 @HOOKS.register_module()
-class PoisonWeightsHook(Hook):
-    """Set one student weight to NaN before training iteration ``iteration`` (1-based)."""
+class PoisonTeacherHook(Hook):
+    """At the end of epoch ``epoch``, before its checkpoint is saved, set one weight of the EMA
+    teacher to NaN (the losses so far are finite: only the save-time check can catch it)."""
+    priority = 'LOW'  # before CheckpointHook (VERY_LOW)
 
-    def __init__(self, iteration: int) -> None:
-        self.iteration = iteration
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
 
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        if runner.iter + 1 == self.iteration:
+    def after_train_epoch(self, runner) -> None:
+        if runner.epoch + 1 == self.epoch:
             model = runner.model.module if hasattr(runner.model, 'module') else runner.model
             with torch.no_grad():
-                next(model.backbone.parameters()).fill_(float('nan'))
+                next(model.teacher.module.parameters()).view(-1)[0] = float('nan')
 
 
 @OPTIM_WRAPPERS.register_module()

@@ -75,6 +75,7 @@ class DivergenceGuardHook(Hook):
         self.check_checkpoints = check_checkpoints
         self.streak = 0
         self.first_bad_iter: Optional[int] = None
+        self.last_loss = float('nan')
 
     def before_train(self, runner) -> None:
         self.streak, self.first_bad_iter = 0, None
@@ -100,33 +101,44 @@ class DivergenceGuardHook(Hook):
             self.streak, self.first_bad_iter = 0, None
             return
         self.streak += 1
+        self.last_loss = value
         if self.first_bad_iter is None:
             self.first_bad_iter = runner.iter + 1
         runner.logger.warning(
             f'Iteration {runner.iter + 1}: the loss is {value} (non-finite {self.streak} of '
             f'{self.patience} times in a row before the run is stopped).')
         if self.streak >= self.patience:
-            lrs = runner.optim_wrapper.get_lr() if hasattr(runner.optim_wrapper, 'get_lr') else {}
-            lr = ', '.join(f'{k}={max(v):.3g}' for k, v in lrs.items()) if lrs else 'unknown'
-            message = (
-                f'Training diverged: the loss is {value} at iteration {runner.iter + 1} '
-                f'(epoch {runner.epoch + 1}) and has been non-finite since iteration '
-                f'{self.first_bad_iter} ({self.streak} iterations in a row; '
-                f'DivergenceGuardHook patience={self.patience}); current {lr}. The run stops '
-                'here and no checkpoint of the diverged weights is written; the last checkpoint '
-                f'on disk is the last good one. Try: {HINTS}.')
-            runner.logger.error(message)
-            raise TrainingDivergedError(message)
+            self._stop(runner, value)
+
+    def _stop(self, runner, loss: float, note: str = '') -> None:
+        lrs = runner.optim_wrapper.get_lr() if hasattr(runner.optim_wrapper, 'get_lr') else {}
+        lr = ', '.join(f'{k}={max(v):.3g}' for k, v in lrs.items()) if lrs else 'lr unknown'
+        message = (
+            f'Training diverged: the loss is {loss} at iteration {runner.iter + 1} '
+            f'(epoch {runner.epoch + 1}) and has been non-finite since iteration '
+            f'{self.first_bad_iter} ({self.streak} iterations in a row; DivergenceGuardHook '
+            f'patience={self.patience}); current {lr}.{note} The run stops here and no '
+            'checkpoint of the diverged weights is written; the last checkpoint on disk is the '
+            f'last good one. Try: {HINTS}.')
+        runner.logger.error(message)
+        raise TrainingDivergedError(message)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if not self.check_checkpoints:
             return
         bad = non_finite_tensors({k: checkpoint[k] for k in ('state_dict', 'optimizer')
                                   if k in checkpoint})
-        if bad:
-            message = (
-                f'Refusing to save a checkpoint at iteration {runner.iter + 1}: {len(bad)} '
-                f'tensors hold NaN/Inf (e.g. {", ".join(bad[:5])}). Training has diverged; the '
-                f'last checkpoint on disk is the last good one. Try: {HINTS}.')
-            runner.logger.error(message)
-            raise NonFiniteCheckpointError(message)
+        if not bad:
+            return
+        examples = ', '.join(bad[:5])
+        done = checkpoint.get('meta', {}).get('iter', runner.iter)  # iterations trained
+        if self.streak > 0:  # the loss already told: stop now rather than save
+            self._stop(runner, self.last_loss,
+                       f' A checkpoint was due: {len(bad)} of its tensors hold NaN/Inf '
+                       f'(e.g. {examples}).')
+        message = (
+            f'Refusing to save a checkpoint at iteration {done}: {len(bad)} '
+            f'tensors hold NaN/Inf (e.g. {examples}). Training has diverged; the last '
+            f'checkpoint on disk is the last good one. Try: {HINTS}.')
+        runner.logger.error(message)
+        raise NonFiniteCheckpointError(message)
