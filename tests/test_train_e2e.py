@@ -19,8 +19,8 @@ SMALL = [
 ]
 
 
-def train(work_dir, *extra, nproc=1, env_extra=None, config=CONFIG, args=()):
-    options = SMALL + list(extra)
+def train(work_dir, *extra, nproc=1, env_extra=None, config=CONFIG, args=(), small=True):
+    options = (SMALL if small else []) + list(extra)
     if nproc == 1:
         cmd = [sys.executable, 'tools/train.py', str(config), '--work-dir', str(work_dir)]
     else:

@@ -134,8 +134,7 @@ class AtomicCheckpointHook(CheckpointHook):
     def _save_checkpoint_with_step(self, runner, step, meta):
         if not self._atomic():
             return super()._save_checkpoint_with_step(runner, step, meta)
-        saved_state = (deque(getattr(self, 'keep_ckpt_ids', ()), self.max_keep_ckpts),
-                       getattr(self, 'last_ckpt', None))
+        kept_before, last_before = list(getattr(self, 'keep_ckpt_ids', ())), self.last_ckpt
         # The same bookkeeping as mmengine (the checkpoint stores the ids kept after this save),
         # but the outdated checkpoint is removed only after the new one is in place.
         outdated = []
@@ -154,12 +153,13 @@ class AtomicCheckpointHook(CheckpointHook):
                               save_param_scheduler=self.save_param_scheduler, meta=meta,
                               by_epoch=self.by_epoch, backend_args=self.backend_args,
                               **self.args)
-        except BaseException:
-            self.keep_ckpt_ids, self.last_ckpt = saved_state
+        except BaseException:  # the checkpoints on disk are those before this save
+            self.last_ckpt = last_before
+            if last_before is not None:
+                runner.message_hub.update_info('last_ckpt', last_before)
             if self.max_keep_ckpts > 0:
-                runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
-            if self.last_ckpt is not None:
-                runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+                self.keep_ckpt_ids = deque(kept_before, self.max_keep_ckpts)
+                runner.message_hub.update_info('keep_ckpt_ids', kept_before)
             raise
         if not is_main_process():
             return
