@@ -19,8 +19,8 @@ SMALL = [
 ]
 
 
-def train(work_dir, *extra, nproc=1, env_extra=None, config=CONFIG, args=()):
-    options = SMALL + list(extra)
+def train(work_dir, *extra, nproc=1, env_extra=None, config=CONFIG, args=(), small=True):
+    options = (SMALL if small else []) + list(extra)
     if nproc == 1:
         cmd = [sys.executable, 'tools/train.py', str(config), '--work-dir', str(work_dir)]
     else:
@@ -97,3 +97,64 @@ def test_two_process_distributed_run(tmp_path, fashion_mnist):
     assert 'Distributed training: True' in log and 'MMDistributedDataParallel' in log
     # 64 images over 2 processes at 16 per process: 2 iterations per epoch, not 4
     assert 'Epoch(train) [2][2/2]' in log
+
+
+def _config_with_hooks(tmp_path, name, hooks):
+    config = tmp_path / f'{name}.py'
+    config.write_text(
+        f"_base_ = ['{os.path.join(ROOT, CONFIG)}']\n"
+        "custom_imports = dict(imports=['conmim_mm', 'tests.helpers.crash_hook'],\n"
+        "                      allow_failed_imports=False)\n"
+        f"custom_hooks = [dict(type='EpochSeedHook'), {hooks}]\n")
+    return config
+
+
+def test_kill_during_checkpoint_save_leaves_a_run_that_resumes(uninterrupted, tmp_path):
+    """SIGKILL half-way through writing epoch 2's checkpoint with max_keep_ckpts=1 (issue 8 §3):
+    epoch 1's checkpoint and last_checkpoint survive, --resume finishes the run exactly."""
+    config = _config_with_hooks(tmp_path, 'killed', "dict(type='KillDuringSaveHook', epoch=2)")
+    work_dir = tmp_path / 'work'
+    keep_one = 'default_hooks.checkpoint.max_keep_ckpts=1'
+    killed = train(work_dir, keep_one, config=config)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    last = (work_dir / 'last_checkpoint').read_text()
+    assert last.endswith('epoch_1.pth') and os.path.isfile(last)
+    assert not os.path.exists(work_dir / 'epoch_2.pth')
+    proc = train(work_dir, keep_one, args=['--resume'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'Removing' in proc.stdout + proc.stderr  # the interrupted save's partial file
+    files = sorted(f for f in os.listdir(work_dir)
+                   if f.endswith(('.pth', '.part', 'last_checkpoint')))
+    assert files == ['epoch_3.pth', 'last_checkpoint']
+    expected, got = step_losses(uninterrupted), step_losses(work_dir)
+    for step in range(7, 19):
+        assert got[step] == pytest.approx(expected[step], abs=1e-5), step
+
+
+def test_resume_from_an_iteration_checkpoint_mid_epoch_is_exact(uninterrupted, tmp_path):
+    """Iteration checkpoints under the epoch loop (issue 8 §3): a crash after iteration 8 (the
+    2nd of 6 in epoch 2) resumes at iteration 9 with the batches and random draws of the
+    uninterrupted run, not by replaying epoch 2 (which ran 20 iterations instead of 18)."""
+    config = _config_with_hooks(tmp_path, 'crash8', "dict(type='CrashAfterIterHook', iteration=8)")
+    work_dir = tmp_path / 'work'
+    by_iter = ['default_hooks.checkpoint.by_epoch=False', 'default_hooks.checkpoint.interval=4']
+    crashed = train(work_dir, *by_iter, config=config)
+    assert crashed.returncode != 0 and 'simulated crash after iteration 8' in crashed.stderr
+    assert (work_dir / 'last_checkpoint').read_text().endswith('iter_8.pth')
+    proc = train(work_dir, *by_iter, args=['--resume'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert 'skipping the 2 batches trained before the checkpoint' in log
+    assert '-1 day' not in log
+    resumed_log = sorted(glob.glob(os.path.join(str(work_dir), '*', 'vis_data', 'scalars.json')))[-1]
+    resumed_steps = [json.loads(line)['step'] for line in open(resumed_log)
+                     if 'loss' in json.loads(line)]
+    assert resumed_steps == list(range(9, 19))
+    expected, got = step_losses(uninterrupted), step_losses(work_dir)
+    for step in range(9, 19):
+        assert got[step] == pytest.approx(expected[step], abs=1e-5), step
+    a = torch.load(os.path.join(str(uninterrupted), 'epoch_3.pth'), map_location='cpu')
+    b = torch.load(os.path.join(str(work_dir), 'iter_18.pth'), map_location='cpu')
+    assert int(b['state_dict']['teacher.steps']) == 18
+    for key in ('teacher.module.backbone.cls_token', 'backbone.layers.3.ffn.layers.1.weight'):
+        torch.testing.assert_close(a['state_dict'][key], b['state_dict'][key])

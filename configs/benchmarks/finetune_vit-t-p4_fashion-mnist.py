@@ -62,8 +62,10 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict()
 test_cfg = dict()
-default_hooks = dict(logger=dict(type='LoggerHook', interval=100),
-                     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1))
+default_hooks = dict(
+    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
+    logger=dict(type='LoggerHook', interval=100),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1))
 randomness = dict(seed=0, diff_rank_seed=True)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 resume = False

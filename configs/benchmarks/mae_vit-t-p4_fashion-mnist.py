@@ -52,8 +52,10 @@ param_scheduler = [
          end=938 * max_epochs),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-default_hooks = dict(logger=dict(type='LoggerHook', interval=50),
-                     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1))
+default_hooks = dict(
+    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
+    logger=dict(type='LoggerHook', interval=50),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1))
 log_processor = dict(window_size=50)
 
 _knn_loader = dict(batch_size=500, num_workers=0, persistent_workers=False,

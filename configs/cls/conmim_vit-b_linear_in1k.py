@@ -58,7 +58,8 @@ param_scheduler = [
 ]
 train_cfg = dict(by_epoch=True, max_epochs=90)
 default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
     logger=dict(type='LoggerHook', interval=10))
 randomness = dict(seed=0, diff_rank_seed=True)
 auto_scale_lr = dict(base_batch_size=16384)

@@ -80,8 +80,9 @@ val_cfg = dict()
 test_cfg = dict()
 
 default_hooks = dict(
+    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1))
 log_processor = dict(window_size=10)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0, diff_rank_seed=True)

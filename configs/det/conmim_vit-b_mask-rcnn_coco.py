@@ -58,5 +58,7 @@ param_scheduler = [
 ]
 # 12 epochs over the dataset repeated 3 times (RepeatDataset) = 36 COCO epochs
 train_cfg = dict(max_epochs=12, val_interval=1)
-default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=2))
+default_hooks = dict(
+    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2))
 auto_scale_lr = dict(enable=False, base_batch_size=16)

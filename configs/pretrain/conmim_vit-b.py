@@ -63,8 +63,9 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 
 default_hooks = dict(
+    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
     logger=dict(type='LoggerHook', interval=100),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3))
 custom_hooks = [dict(type='EpochSeedHook')]
 sync_bn = 'torch'  # the projector's BN becomes SyncBN when the run is distributed
 randomness = dict(seed=0, diff_rank_seed=True)

@@ -84,8 +84,9 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 
 default_hooks = dict(
+    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2))
 custom_hooks = [dict(type='EpochSeedHook')]
 log_processor = dict(window_size=10)
 # No sync_bn here: torch's SyncBatchNorm runs on GPUs only, and this config is for the CPU.

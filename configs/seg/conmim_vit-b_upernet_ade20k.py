@@ -64,5 +64,7 @@ param_scheduler = [
 train_dataloader = dict(batch_size=2, num_workers=4)  # x 8 GPUs = 16
 val_dataloader = dict(batch_size=1, num_workers=4)
 test_dataloader = val_dataloader
-default_hooks = dict(checkpoint=dict(max_keep_ckpts=2))
+default_hooks = dict(
+    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
+    checkpoint=dict(type='AtomicCheckpointHook', max_keep_ckpts=2))
 auto_scale_lr = dict(enable=False, base_batch_size=16)

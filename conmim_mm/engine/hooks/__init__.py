@@ -1,4 +1,8 @@
+from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .divergence_guard_hook import (DivergenceGuardHook, NonFiniteCheckpointError,
+                                    TrainingDivergedError, non_finite_tensors)
 from .epoch_seed_hook import EpochSeedHook
 from .knn_hook import KNNMonitorHook  # noqa: F401
 
-__all__ = ["EpochSeedHook"]
+__all__ = ["AtomicCheckpointHook", "DivergenceGuardHook", "EpochSeedHook",
+           "NonFiniteCheckpointError", "TrainingDivergedError", "non_finite_tensors"]

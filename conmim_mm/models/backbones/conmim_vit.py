@@ -22,12 +22,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks.drop import DropPath
+from mmengine.logging import MMLogger
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.beit import BEiTViT
 from mmpretrain.models.utils import BEiTAttention
 from mmpretrain.registry import MODELS
 
-from ..utils.pretrained import load_pretrained_backbone
+from ..utils.pretrained import _adapt_tables, load_pretrained_backbone
 from ..utils.relative_position import relative_position_bias
 
 
@@ -143,6 +144,22 @@ class ConMIMViT(BEiTViT):
     def _drop_unused_mask_token(self, state_dict, prefix, *args, **kwargs):
         if self.mask_token is None:
             state_dict.pop(prefix + 'mask_token', None)
+
+    def _prepare_relative_position_bias_table(self, state_dict, prefix, *args, **kwargs):
+        """Replaces ``BEiTViT``'s load pre-hook (its SciPy ``interp2d`` resize is gone in SciPy
+        1.14): relative position tables of a checkpoint saved at another image/patch grid are
+        resized with the package's own resize, as ``init_cfg`` loading does, and the
+        ``relative_position_index`` buffers are this model's own (they depend on the grid)."""
+        keys = [k for k in state_dict if k.startswith(prefix)]
+        if not any('relative_position' in k for k in keys):
+            return
+        state = {k[len(prefix):]: state_dict.pop(k) for k in keys}
+        notes = _adapt_tables(self, state)  # drops the checkpoint's index buffers
+        state.update({k: v for k, v in self.state_dict().items()
+                      if k.endswith('relative_position_index')})
+        state_dict.update({prefix + k: v for k, v in state.items()})
+        if notes:
+            MMLogger.get_current_instance().info(f'{prefix or "backbone "}: ' + '; '.join(notes))
 
     # ------------------------------------------------------------------ forward
     def _check_input(self, x: torch.Tensor) -> None:

@@ -33,14 +33,18 @@ class FusedCosineEMA(CosineEMA):
         super()._load_from_state_dict(*args, **kwargs)
 
     def momentum_at(self, steps: int) -> float:
-        """Weight of the new value at update number ``steps`` (cosine from momentum to end)."""
+        """Weight of the new value at update number ``steps`` (cosine from momentum to end).
+
+        Held at ``end_momentum`` from ``max_iters`` on: updates past the schedule (a resume
+        that repeats iterations, a run extended without a new schedule) must not run the
+        cosine back towards the starting momentum."""
         max_iters = MessageHub.get_current_instance().get_info('max_iters')
         if max_iters is None:
             raise RuntimeError(
                 'FusedCosineEMA needs the total number of iterations for its cosine schedule: run '
                 'it inside an mmengine Runner, or call MessageHub.get_current_instance()'
                 '.update_info("max_iters", N) first.')
-        annealing = (cos(pi * steps / float(max_iters)) + 1) / 2
+        annealing = (cos(pi * min(steps, max_iters) / float(max_iters)) + 1) / 2
         return self.end_momentum - (self.end_momentum - self.momentum) * annealing
 
     @torch.no_grad()

@@ -1,0 +1,182 @@
+"""mmengine's ``CheckpointHook`` with crash-safe writes: a kill or a full disk during a save
+never costs the last checkpoint."""
+import contextlib
+import glob
+import os
+import os.path as osp
+from collections import deque
+from functools import partial
+
+from mmengine.dist import is_main_process
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import CheckpointHook
+from mmengine.registry import HOOKS  # the root registry: found from mmpretrain, mmseg and mmdet
+from mmengine.runner import EpochBasedTrainLoop
+
+from .mid_epoch_resume import (batches_done_in_epoch, can_skip_batches, gather_rng_states,
+                               resume_mid_epoch)
+
+PARTIAL_SUFFIX = '.part'
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Replace ``path`` by a file holding ``text``; readers see the old or the new file."""
+    part_path = path + PARTIAL_SUFFIX
+    try:
+        with open(part_path, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(part_path)
+        raise
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` (same arguments and behaviour) whose saves survive kills and full disks.
+
+    mmengine's hook deletes the oldest checkpoint *before* writing the new one and writes the
+    file in place: with ``max_keep_ckpts=1``, a kill or ``ENOSPC`` during the save leaves
+    ``last_checkpoint`` naming a deleted file (or a truncated one) and the run cannot resume.
+    Here each checkpoint is written to ``<name>.part`` in the same directory, flushed to disk
+    and renamed into place (``os.replace``: atomic on POSIX); only then is ``last_checkpoint``
+    replaced (atomically as well) and are checkpoints beyond ``max_keep_ckpts`` removed. A save
+    that fails removes its partial file and re-raises; a save killed outright leaves a
+    ``.part`` file that the next start removes. ``save_best`` checkpoints are written the same
+    way. Other storage backends (``backend_args``) fall back to mmengine's behaviour.
+
+    Iteration-interval checkpoints (``by_epoch=False``) under mmengine's ``EpochBasedTrainLoop``
+    resume exactly: they store every rank's random generator states, and the resumed epoch
+    skips the batches trained before the save (see ``mid_epoch_resume.py``) instead of training
+    the whole epoch again. Under an epoch loop with its own ``run_epoch`` they are refused at
+    start-up.
+    """
+
+    _runner_save = None  # runner.save_checkpoint while _save_best_checkpoint redirects it
+    _rng_states = None  # every rank's random generators, for a checkpoint saved mid-epoch
+    _resumed_rng_states = None
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._resumed_rng_states = checkpoint.get('rng_states')
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self._rng_states is not None:
+            checkpoint['rng_states'] = self._rng_states
+
+    def _save_checkpoint(self, runner) -> None:
+        # Iteration checkpoints may fall in the middle of an epoch: keep the generator states
+        # of all ranks (gathered here, on every rank) so that a resume continues exactly.
+        self._rng_states = None if self.by_epoch else gather_rng_states()
+        try:
+            super()._save_checkpoint(runner)
+        finally:
+            self._rng_states = None
+
+    def _atomic(self) -> bool:
+        return isinstance(getattr(self, 'file_backend', None), LocalBackend) \
+            and self.file_client_args is None
+
+    def before_train(self, runner) -> None:
+        loop = runner.train_loop
+        if isinstance(loop, EpochBasedTrainLoop) and not can_skip_batches(loop) and (
+                not self.by_epoch or batches_done_in_epoch(loop) > 0):
+            raise ValueError(
+                f'{type(loop).__name__} has its own run_epoch, so a checkpoint saved in the '
+                'middle of an epoch (default_hooks.checkpoint.by_epoch=False) cannot be '
+                'resumed exactly: the interrupted epoch would be trained again from its first '
+                'batch. Save by epoch (default_hooks.checkpoint.by_epoch=True), use mmengine\'s '
+                "EpochBasedTrainLoop, or train with train_cfg=dict(type='IterBasedTrainLoop', "
+                'max_iters=...).')
+        if isinstance(loop, EpochBasedTrainLoop):
+            resume_mid_epoch(runner, self._resumed_rng_states)
+        self._resumed_rng_states = None
+        super().before_train(runner)
+        if self._atomic() and is_main_process():
+            for part_path in glob.glob(osp.join(glob.escape(self.out_dir), '*' + PARTIAL_SUFFIX)):
+                runner.logger.warning(f'Removing {part_path}, a checkpoint whose save was '
+                                      'interrupted.')
+                with contextlib.suppress(OSError):
+                    os.remove(part_path)
+
+    def _atomic_save(self, runner, out_dir: str, filename: str, *args, **kwargs) -> None:
+        """``runner.save_checkpoint`` to ``filename.part``, renamed to ``filename`` once whole."""
+        final = osp.join(out_dir, filename)
+        part_path = final + PARTIAL_SUFFIX
+        save = self._runner_save or runner.save_checkpoint
+        try:
+            save(out_dir, filename + PARTIAL_SUFFIX, *args, **kwargs)
+            if is_main_process():  # Runner.save_checkpoint writes on the main process only
+                _fsync(part_path)
+                os.replace(part_path, final)
+                _fsync(out_dir)
+        except BaseException as err:
+            if is_main_process():
+                with contextlib.suppress(OSError):
+                    os.remove(part_path)
+                if isinstance(err, OSError):
+                    runner.logger.error(
+                        f'Saving the checkpoint {final} failed ({err}); no partial file is left '
+                        'and the previous checkpoints are kept. Free disk space (or set '
+                        'default_hooks.checkpoint.out_dir) and resume with --resume.')
+            raise
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        if not self._atomic():
+            return super()._save_checkpoint_with_step(runner, step, meta)
+        kept_before, last_before = list(getattr(self, 'keep_ckpt_ids', ())), self.last_ckpt
+        # The same bookkeeping as mmengine (the checkpoint stores the ids kept after this save),
+        # but the outdated checkpoint is removed only after the new one is in place.
+        outdated = []
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids
+                                            and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                outdated.append(self.keep_ckpt_ids.popleft())
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = osp.join(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        try:
+            self._atomic_save(runner, self.out_dir, ckpt_filename, self.file_client_args,
+                              save_optimizer=self.save_optimizer,
+                              save_param_scheduler=self.save_param_scheduler, meta=meta,
+                              by_epoch=self.by_epoch, backend_args=self.backend_args,
+                              **self.args)
+        except BaseException:  # the checkpoints on disk are those before this save
+            self.last_ckpt = last_before
+            if last_before is not None:
+                runner.message_hub.update_info('last_ckpt', last_before)
+            if self.max_keep_ckpts > 0:
+                self.keep_ckpt_ids = deque(kept_before, self.max_keep_ckpts)
+                runner.message_hub.update_info('keep_ckpt_ids', kept_before)
+            raise
+        if not is_main_process():
+            return
+        write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        for old_step in outdated:
+            path = osp.join(self.out_dir, self.filename_tmpl.format(old_step))
+            if path != self.last_ckpt and osp.isfile(path):
+                os.remove(path)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        if not self._atomic() or not self.save_best:
+            return super()._save_best_checkpoint(runner, metrics)
+        # mmengine's best-checkpoint logic unchanged; its writes go through _atomic_save.
+        self._runner_save = runner.save_checkpoint
+        runner.save_checkpoint = partial(self._atomic_save, runner)
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            del runner.save_checkpoint  # back to the class method
+            self._runner_save = None

@@ -1,0 +1,144 @@
+"""Stop a diverged run instead of training (and saving) NaN weights to the end."""
+import math
+from typing import Iterator, List, Optional, Tuple
+
+import torch
+from mmengine.dist import all_reduce, get_world_size
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS  # the root registry: found from mmpretrain, mmseg and mmdet
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss stayed non-finite: the run diverged."""
+
+
+class NonFiniteCheckpointError(RuntimeError):
+    """A checkpoint about to be written holds NaN/Inf tensors."""
+
+
+def _floating_tensors(obj, name: str = '') -> Iterator[Tuple[str, torch.Tensor]]:
+    if torch.is_tensor(obj):
+        if obj.is_floating_point() or obj.is_complex():
+            yield name, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _floating_tensors(value, f'{name}.{key}' if name else str(key))
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from _floating_tensors(value, f'{name}.{i}' if name else str(i))
+
+
+def non_finite_tensors(state) -> List[str]:
+    """Names of the floating-point tensors holding a NaN or Inf anywhere in ``state``
+    (nested dicts/lists of tensors: a state dict, an optimizer state, a whole checkpoint)."""
+    named = list(_floating_tensors(state))
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(t).all().cpu() for _, t in named])  # one sync per device
+    return [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
+
+
+HINTS = ('lower the learning rate (optim_wrapper.optimizer.lr), clip gradients '
+         '(optim_wrapper.clip_grad=dict(max_norm=3.0)), lengthen the warm-up, train in fp32 or '
+         'bf16 instead of fp16 (AmpOptimWrapper dtype=\'bfloat16\'), and check the data')
+
+
+@HOOKS.register_module()
+class DivergenceGuardHook(Hook):
+    """Stop training when the loss stays NaN/Inf; never let a non-finite checkpoint be written.
+
+    * After every training iteration the optimised ``loss`` is checked. ``patience``
+      consecutive non-finite losses raise :class:`TrainingDivergedError` (the run exits with a
+      non-zero status) with the iteration, the loss and what to try. Under fp16
+      ``AmpOptimWrapper`` an overflow that dynamic loss scaling absorbs shows up in the scaled
+      *gradients* (the ``GradScaler`` skips that step and lowers the scale) while the loss stays
+      finite, so such skipped steps never count; a single non-finite loss is tolerated up to
+      ``patience``.
+    * Before any checkpoint is written (``before_save_checkpoint``, whichever hook saves), the
+      model weights (student and EMA teacher, buffers included) and the optimizer state are
+      checked; a non-finite tensor raises :class:`NonFiniteCheckpointError` before the file is
+      created, so the last good checkpoint stays the latest one on disk.
+
+    In distributed runs the ranks agree on the decision (one scalar ``all_reduce`` per
+    iteration), so they stop together instead of leaving some waiting in a collective.
+
+    Args:
+        patience (int): Consecutive non-finite losses that stop the run. Defaults to 3.
+        check_checkpoints (bool): Check tensors before each save. Defaults to True.
+    """
+    priority = 'NORMAL'  # after RuntimeInfoHook, before CheckpointHook (iteration checkpoints)
+
+    def __init__(self, patience: int = 3, check_checkpoints: bool = True) -> None:
+        if int(patience) < 1:
+            raise ValueError(f'DivergenceGuardHook: patience must be >= 1, got {patience}.')
+        self.patience = int(patience)
+        self.check_checkpoints = check_checkpoints
+        self.streak = 0
+        self.first_bad_iter: Optional[int] = None
+        self.last_loss = float('nan')
+
+    def before_train(self, runner) -> None:
+        self.streak, self.first_bad_iter = 0, None
+
+    @staticmethod
+    def _loss_of(outputs) -> Optional[torch.Tensor]:
+        if not isinstance(outputs, dict) or outputs.get('loss') is None:
+            return None
+        loss = outputs['loss']
+        return loss.detach() if torch.is_tensor(loss) else torch.tensor(float(loss))
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        loss = self._loss_of(outputs)
+        if loss is None:
+            return
+        value = float(loss.float().mean())
+        bad = not math.isfinite(value)
+        if get_world_size() > 1:  # same decision on every rank
+            flag = torch.tensor(float(bad), device=loss.device)
+            all_reduce(flag, op='max')
+            bad = bool(flag.item() > 0)
+        if not bad:
+            self.streak, self.first_bad_iter = 0, None
+            return
+        self.streak += 1
+        self.last_loss = value
+        if self.first_bad_iter is None:
+            self.first_bad_iter = runner.iter + 1
+        runner.logger.warning(
+            f'Iteration {runner.iter + 1}: the loss is {value} (non-finite {self.streak} of '
+            f'{self.patience} times in a row before the run is stopped).')
+        if self.streak >= self.patience:
+            self._stop(runner, value)
+
+    def _stop(self, runner, loss: float, note: str = '') -> None:
+        lrs = runner.optim_wrapper.get_lr() if hasattr(runner.optim_wrapper, 'get_lr') else {}
+        lr = ', '.join(f'{k}={max(v):.3g}' for k, v in lrs.items()) if lrs else 'lr unknown'
+        message = (
+            f'Training diverged: the loss is {loss} at iteration {runner.iter + 1} '
+            f'(epoch {runner.epoch + 1}) and has been non-finite since iteration '
+            f'{self.first_bad_iter} ({self.streak} iterations in a row; DivergenceGuardHook '
+            f'patience={self.patience}); current {lr}.{note} The run stops here and no '
+            'checkpoint of the diverged weights is written; the last checkpoint on disk is the '
+            f'last good one. Try: {HINTS}.')
+        runner.logger.error(message)
+        raise TrainingDivergedError(message)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not self.check_checkpoints:
+            return
+        bad = non_finite_tensors({k: checkpoint[k] for k in ('state_dict', 'optimizer')
+                                  if k in checkpoint})
+        if not bad:
+            return
+        examples = ', '.join(bad[:5])
+        done = checkpoint.get('meta', {}).get('iter', runner.iter)  # iterations trained
+        if self.streak > 0:  # the loss already told: stop now rather than save
+            self._stop(runner, self.last_loss,
+                       f' A checkpoint was due: {len(bad)} of its tensors hold NaN/Inf '
+                       f'(e.g. {examples}).')
+        message = (
+            f'Refusing to save a checkpoint at iteration {done}: {len(bad)} '
+            f'tensors hold NaN/Inf (e.g. {examples}). Training has diverged; the last '
+            f'checkpoint on disk is the last good one. Try: {HINTS}.')
+        runner.logger.error(message)
+        raise NonFiniteCheckpointError(message)

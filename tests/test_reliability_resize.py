@@ -1,0 +1,81 @@
+"""Issue 8 §3: a whole-model checkpoint saved at another image grid loads through load_from,
+--resume and tools/test.py (mmpretrain's BEiTViT hook needs SciPy's removed interp2d)."""
+import copy
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmpretrain.registry import MODELS
+
+from conmim_mm.models.utils.relative_position import resize_bias_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLS_CONFIG = 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'
+TWO_LAYERS = ['model.backbone.arch.num_layers=2', 'model.backbone.init_cfg=None']
+
+
+def classifier(img_size):
+    cfg = copy.deepcopy(Config.fromfile(os.path.join(ROOT, CLS_CONFIG)).model)
+    cfg.backbone.update(img_size=img_size, init_cfg=None)
+    cfg.backbone.arch.num_layers = 2
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+@pytest.fixture(scope='module')
+def checkpoint_at_32px(tmp_path_factory):
+    """A fine-tuned classifier saved at 32x32 (8x8 grid, 15x15 tables); the configs use 28."""
+    model = classifier(32)
+    with torch.no_grad():
+        for layer in model.backbone.layers:
+            layer.attn.relative_position_bias_table.normal_()
+    path = str(tmp_path_factory.mktemp('ckpt') / 'classifier_32px.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), path)
+    return path
+
+
+def test_state_dict_of_another_grid_loads_strictly_with_resized_tables(checkpoint_at_32px):
+    state = torch.load(checkpoint_at_32px, map_location='cpu')['state_dict']
+    model = classifier(28)
+    model.load_state_dict(state, strict=True)
+    key = 'backbone.layers.1.attn.relative_position_bias_table'
+    expected = resize_bias_table(state[key], (8, 8), (7, 7))
+    torch.testing.assert_close(model.state_dict()[key], expected)
+    own_index = classifier(28).state_dict()['backbone.layers.1.attn.relative_position_index']
+    assert torch.equal(model.state_dict()['backbone.layers.1.attn.relative_position_index'],
+                       own_index)
+
+
+def run(tool, *args):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, tool, *args], cwd=ROOT, capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def test_tools_test_evaluates_a_checkpoint_of_another_grid(checkpoint_at_32px, tmp_path,
+                                                           fashion_mnist):
+    proc = run('tools/test.py', CLS_CONFIG, checkpoint_at_32px, '--work-dir', str(tmp_path),
+               '--cfg-options', *TWO_LAYERS, 'test_dataloader.dataset.indices=64',
+               'test_dataloader.batch_size=64', 'test_dataloader.num_workers=0')
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert 'interp2d' not in log and 'accuracy/top1' in log
+    assert 'resized layers.0.attn.relative_position_bias_table' in log
+
+
+def test_load_from_a_checkpoint_of_another_grid_trains(checkpoint_at_32px, tmp_path,
+                                                       fashion_mnist):
+    proc = run('tools/train.py', CLS_CONFIG, '--work-dir', str(tmp_path), '--no-validate',
+               '--cfg-options', *TWO_LAYERS, f'load_from={checkpoint_at_32px}',
+               'train_dataloader.dataset.indices=32', 'train_dataloader.batch_size=32',
+               'train_dataloader.num_workers=0', 'train_cfg.max_epochs=2',
+               'param_scheduler.1.end=2')
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert 'Load checkpoint from' in log and 'interp2d' not in log
+    assert os.path.isfile(tmp_path / 'epoch_2.pth')
