@@ -49,3 +49,93 @@ def test_arbitrary_code_stays_refused():
 
     with pytest.raises(Exception, match='eval'):
         roundtrip(dict(x=RunsCode()))
+
+
+# --------------------------------------------------------------------------- strict evaluation
+# tools/test.py and tools/train.py's load_from stop on a checkpoint that does not fit (issue 8 §4).
+import importlib.util  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLS_CONFIG = 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'
+PRETRAIN_CONFIG = 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py'
+SMALL_TEST = ['model.backbone.arch.num_layers=2', 'test_dataloader.dataset.indices=16',
+              'test_dataloader.batch_size=16', 'test_dataloader.num_workers=0']
+
+
+def build_model(config, **arch):
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(os.path.join(ROOT, config))
+    cfg.model.backbone.arch.update(arch)
+    cfg.model.backbone.init_cfg = None
+    if cfg.model.get('neck'):
+        cfg.model.neck.hid_channels = 32
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model)
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    """A fitting classifier, and three files that do not fit its 2-layer model."""
+    root = tmp_path_factory.mktemp('strict')
+    classifier = build_model(CLS_CONFIG, num_layers=2).state_dict()
+    files = {
+        'fits': classifier,
+        'backbone-only': {k: v for k, v in classifier.items() if k.startswith('backbone.')},
+        'pretraining': build_model(PRETRAIN_CONFIG, num_layers=2).state_dict(),
+        'another depth': build_model(CLS_CONFIG, num_layers=3).state_dict(),
+    }
+    paths = {}
+    for name, state in files.items():
+        paths[name] = str(root / (name.replace(' ', '_') + '.pth'))
+        torch.save({'state_dict': state, 'meta': {}}, paths[name])
+    return paths
+
+
+def run_test_tool(work_dir, checkpoint, *extra):
+    spec = importlib.util.spec_from_file_location('conmim_tool_test',
+                                                  os.path.join(ROOT, 'tools', 'test.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool.main([os.path.join(ROOT, CLS_CONFIG), checkpoint, '--work-dir', str(work_dir),
+                      *extra, '--cfg-options', *SMALL_TEST])
+
+
+
+
+@pytest.mark.parametrize('kind,expected', [
+    ('backbone-only', ['missing: head.fc.weight, head.fc.bias', 'backbone-only']),
+    ('pretraining', ['unexpected: neck.', '75 unexpected', 'pretraining checkpoint']),
+    ('another depth', ['unexpected: backbone.layers.2.']),
+])
+def test_evaluation_stops_on_a_checkpoint_that_does_not_fit(checkpoints, tmp_path, fashion_mnist,
+                                                            kind, expected):
+    with pytest.raises(SystemExit) as err:
+        run_test_tool(tmp_path, checkpoints[kind])
+    message = str(err.value.code)
+    assert 'does not fit the model' in message and '--non-strict' in message
+    for text in expected:
+        assert text in message, message
+
+
+def test_evaluation_of_a_fitting_checkpoint_and_non_strict(checkpoints, tmp_path, fashion_mnist):
+    metrics = run_test_tool(tmp_path / 'fits', checkpoints['fits'])
+    assert 0 <= metrics['accuracy/top1'] <= 100
+    metrics = run_test_tool(tmp_path / 'loose', checkpoints['backbone-only'], '--non-strict')
+    assert 'accuracy/top1' in metrics
+
+
+def test_train_load_from_is_strict(checkpoints, tmp_path, fashion_mnist):
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', CLS_CONFIG, '--work-dir', str(tmp_path),
+         '--cfg-options', 'model.backbone.arch.num_layers=2', 'model.backbone.init_cfg=None',
+         f'load_from={checkpoints["another depth"]}', 'train_cfg.max_epochs=1',
+         'train_dataloader.dataset.indices=16', 'train_dataloader.num_workers=0'],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode != 0
+    assert 'does not fit the model' in proc.stderr and 'backbone.layers.2.' in proc.stderr
+    assert not os.path.exists(os.path.join(str(tmp_path), 'epoch_1.pth'))

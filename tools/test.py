@@ -3,7 +3,11 @@
 ``default_scope``; the metrics are the config's ``test_evaluator``.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out RESULTS.pkl]
-        [--cfg-options k=v ...] [--launcher pytorch|slurm]
+        [--cfg-options k=v ...] [--launcher pytorch|slurm] [--non-strict]
+
+Loading is strict: a checkpoint that does not fit the config's model (a backbone-only extract, a
+raw pretraining checkpoint, another depth) stops with the keys that did not fit, instead of
+evaluating random weights. Checkpoints are unpickled weights-only (see conmim_mm.engine).
 """
 import argparse
 import os
@@ -16,6 +20,9 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 from conmim_mm.datasets import DatasetNotFoundError, check_dataset_paths  # noqa: E402
+from conmim_mm.engine import UnsafeCheckpointError  # noqa: E402
+from conmim_mm.engine.runner_loading import (  # noqa: E402
+    CheckpointMismatchError, guard_checkpoint_loading)
 
 
 def parse_args(argv=None):
@@ -27,6 +34,8 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='also dump the predictions to this pickle file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. test_dataloader.batch_size=1')
+    parser.add_argument('--non-strict', action='store_true',
+                        help='load what fits and only log the keys that do not (default: stop)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -69,7 +78,11 @@ def main(argv=None):
     except DatasetNotFoundError as err:
         sys.exit(f'error: {err}')
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    return runner.test()
+    guard_checkpoint_loading(runner, strict=not args.non_strict)
+    try:
+        return runner.test()
+    except (CheckpointMismatchError, UnsafeCheckpointError) as err:
+        sys.exit(f'error: {err}')
 
 
 if __name__ == '__main__':

@@ -16,6 +16,9 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 from conmim_mm.datasets import DatasetNotFoundError, check_dataset_paths  # noqa: E402
+from conmim_mm.engine import UnsafeCheckpointError  # noqa: E402
+from conmim_mm.engine.runner_loading import (  # noqa: E402
+    CheckpointMismatchError, guard_checkpoint_loading)
 
 
 def parse_args():
@@ -29,6 +32,9 @@ def parse_args():
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. model.backbone.init_cfg.checkpoint=X')
+    parser.add_argument('--non-strict', action='store_true',
+                        help='load_from/--resume: load what fits and only log the keys that do '
+                        'not (default: stop)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
@@ -97,7 +103,11 @@ def main():
     except DatasetNotFoundError as err:
         sys.exit(f'error: {err}')
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
+    guard_checkpoint_loading(runner, strict=not args.non_strict)
+    try:
+        runner.train()
+    except (CheckpointMismatchError, UnsafeCheckpointError) as err:
+        sys.exit(f'error: {err}')
 
 
 if __name__ == '__main__':

@@ -5,10 +5,14 @@ For one image and a checkpoint, writes a PNG with: the image, the image with its
 heads, and the teacher's patch-to-patch cosine similarity map for a few query patches (marked
 by a square).
 
-    python tools/analysis/visualize.py IMAGE CHECKPOINT [--config CONFIG] [--out out.png]
+    python tools/analysis/visualize.py IMAGE CHECKPOINT --config CONFIG [--out out.png]
         [--img-size 224] [--queries 3,3 7,7] [--features backbone|projector] [--encoder teacher]
+        [--cfg-options k=v ...]
 
-The config defaults to the one stored in the checkpoint (mmengine saves it as meta.cfg).
+``--config`` is the pretraining config the checkpoint was trained with (plus the
+``--cfg-options`` the run used). The copy mmengine stores in the checkpoint (``meta.cfg``) is
+Python text that would be executed to be read, so it is never used: a checkpoint cannot run
+code through this tool. The weights are loaded weights-only and strictly.
 Images are resized (bicubic) to ``--img-size``; any multiple of the patch size works.
 """
 import argparse
@@ -20,6 +24,7 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -28,7 +33,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='ConMIM similarity / attention maps')
     parser.add_argument('image')
     parser.add_argument('checkpoint')
-    parser.add_argument('--config', help='defaults to the config stored in the checkpoint')
+    parser.add_argument('--config', required=True,
+                        help='the pretraining config of the checkpoint (required: the config '
+                        'stored inside a checkpoint is never executed)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='the overrides the training run used, e.g. '
+                        'model.backbone.arch.num_layers=6')
     parser.add_argument('--out', default='conmim_vis.png')
     parser.add_argument('--img-size', type=int,
                         help="resize to this side (default: the backbone's img_size)")
@@ -42,23 +52,23 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def load_model(config, checkpoint):
-    import conmim_mm  # noqa: F401  (registers ConMIM)
+def load_model(config, checkpoint, cfg_options=None):
+    """Build the model from ``config`` and load ``checkpoint`` strictly, weights-only."""
+    import conmim_mm  # noqa: F401  (registers ConMIM and the weights-only checkpoint loaders)
     from mmengine.config import Config
+    from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
     from mmpretrain.registry import MODELS
-    from mmengine.registry import init_default_scope
 
-    if config is None:
-        meta = torch.load(checkpoint, map_location='cpu').get('meta', {})
-        if 'cfg' not in meta:
-            raise SystemExit(f'{checkpoint} stores no config: pass --config.')
-        cfg = Config.fromstring(meta['cfg'], file_format='.py')
-    else:
-        cfg = Config.fromfile(config)
+    if not config:
+        raise SystemExit('Pass the config the checkpoint was trained with: --config CONFIG. The '
+                         'copy stored inside a checkpoint is Python text and is never executed.')
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=False, logger='silent')
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
     return cfg, model.eval()
 
 
@@ -95,48 +105,9 @@ def encoders(model, which):
 @torch.no_grad()
 def tokens_and_cls_attention(backbone, x):
     """Final tokens (N, D) and last-layer [CLS]->patch attention averaged over heads (L,)."""
-    captured = {}
-    attn = backbone.layers[-1].attn
-
-    def hook(module, args, kwargs, output):
-        captured['x'] = args[0]
-        captured['bias'] = args[1] if len(args) > 1 else kwargs.get('rel_pos_bias')
-
-    handle = attn.register_forward_hook(hook, with_kwargs=True)
-    try:
-        out = backbone(x, None)
-    finally:
-        handle.remove()
+    out, attention = backbone.forward_with_attention(x)
     tokens = (out[-1] if isinstance(out, (tuple, list)) else out)[0]
-
-    weights = attention_weights(attn, captured['x'], captured['bias'])[0]  # (heads, N, N)
-    return tokens, weights[:, 0, 1:].mean(dim=0)
-
-
-def qkv_of(attn, h):
-    """q, k, v (B, heads, N, d) of a BEiT attention module for its input ``h``."""
-    B, N, _ = h.shape
-    bias = None
-    if getattr(attn, 'bias', None) == 'qv_bias':
-        bias = torch.cat((attn.q_bias, torch.zeros_like(attn.v_bias), attn.v_bias))
-    elif getattr(attn.qkv, 'bias', None) is not None:
-        bias = attn.qkv.bias
-    qkv = F.linear(h, attn.qkv.weight, bias).view(B, N, 3, attn.num_heads, -1)
-    return qkv.permute(2, 0, 3, 1, 4).unbind(0)
-
-
-def attention_weights(attn, h, rel_pos_bias=None):
-    """The softmax attention (B, heads, N, N) the module applies to its input ``h`` (it
-    runs a fused kernel, which never materialises them)."""
-    q, k, _ = qkv_of(attn, h)
-    logits = (q * attn.scale) @ k.transpose(-2, -1)
-    if rel_pos_bias is not None:
-        logits = logits + rel_pos_bias.unsqueeze(0)
-    elif getattr(attn, 'relative_position_bias_table', None) is not None:
-        from conmim_mm.models.utils.relative_position import relative_position_bias
-        logits = logits + relative_position_bias(attn.relative_position_bias_table,
-                                                 attn.window_size, attn.window_size)
-    return logits.softmax(dim=-1)
+    return tokens, attention[-1][0, :, 0, 1:].mean(dim=0)
 
 
 def default_queries(grid):
@@ -146,14 +117,14 @@ def default_queries(grid):
 
 
 def visualize(image, checkpoint, out, config=None, img_size=None, queries=None,
-              features='backbone', encoder='teacher', seed=0):
+              features='backbone', encoder='teacher', seed=0, cfg_options=None):
     """Write the PNG; returns a dict with the arrays drawn (for tests and notebooks)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    cfg, model = load_model(config, checkpoint)
+    cfg, model = load_model(config, checkpoint, cfg_options)
     backbone, neck = encoders(model, encoder)
     patch = getattr(backbone, 'patch_size', None)
     if not isinstance(patch, int):
@@ -219,9 +190,13 @@ def main(argv=None):
     queries = None
     if args.queries:
         queries = [tuple(int(v) for v in q.split(',')) for q in args.queries]
-    visualize(args.image, args.checkpoint, args.out, config=args.config,
-              img_size=args.img_size, queries=queries, features=args.features,
-              encoder=args.encoder, seed=args.seed)
+    from conmim_mm.engine import UnsafeCheckpointError
+    try:
+        visualize(args.image, args.checkpoint, args.out, config=args.config,
+                  img_size=args.img_size, queries=queries, features=args.features,
+                  encoder=args.encoder, seed=args.seed, cfg_options=args.cfg_options)
+    except UnsafeCheckpointError as err:
+        sys.exit(f'error: {err}')
     print(f'wrote {args.out}')
 
 

@@ -23,6 +23,9 @@ from collections import OrderedDict
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmengine.runner import CheckpointLoader  # noqa: E402
+
+from conmim_mm.engine import UnsafeCheckpointError  # noqa: E402  (weights-only loaders)
 
 RULES = [  # (pattern, replacement) applied to keys without the container prefix
     (r'^cls_token$', 'backbone.cls_token'),
@@ -82,18 +85,18 @@ def convert(state_dict: dict) -> OrderedDict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='official ConMIM/BEiT checkpoint or timm Beit state dict')
+    parser.add_argument('src', help='official ConMIM/BEiT checkpoint or timm Beit state dict '
+                        '(a path or a URL)')
     parser.add_argument('dst', help='output file')
     args = parser.parse_args(argv)
-    if not osp.isfile(args.src):
+    if '://' not in args.src and not osp.isfile(args.src):
         sys.exit(f'error: {args.src} does not exist')
-    # The official files pickle argparse Namespaces next to the weights ('args'); only tensors
-    # are needed, so load safely and fall back to reading just the weights' container.
+    # Weights-only, local files and URLs (conmim_mm/engine/checkpoint_loaders.py). The official
+    # files also pickle an argparse Namespace ('args'), which is refused: re-save the weights.
     try:
-        ckpt = torch.load(args.src, map_location='cpu', weights_only=True)
-    except Exception as err:  # noqa: BLE001
-        sys.exit(f'error: cannot read {args.src} safely ({err}). If it is a trusted official '
-                 'checkpoint that pickles other objects, re-save only its weights first: '
+        ckpt = CheckpointLoader.load_checkpoint(args.src, map_location='cpu', logger='silent')
+    except UnsafeCheckpointError as err:
+        sys.exit(f'error: {err} For the official ConMIM/BEiT files: '
                  "torch.save(torch.load(SRC, weights_only=False)['model'], 'weights.pth')")
     try:
         out = convert(ckpt)

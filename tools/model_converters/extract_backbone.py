@@ -16,7 +16,9 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import conmim_mm  # noqa: E402,F401  (allow-lists mmengine's checkpoint classes for torch.load)
+from mmengine.runner import CheckpointLoader  # noqa: E402
+
+from conmim_mm.engine import UnsafeCheckpointError  # noqa: E402  (weights-only loaders)
 
 PREFIXES = {'teacher': 'teacher.module.backbone.', 'student': 'backbone.'}
 
@@ -40,14 +42,18 @@ def extract(state_dict: dict, branch: str = 'teacher') -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('src', help='ConMIM pretraining checkpoint (mmengine, with state_dict)')
+    parser.add_argument('src', help='ConMIM pretraining checkpoint (mmengine, with state_dict): '
+                        'a path or a URL')
     parser.add_argument('dst', help='output file')
     parser.add_argument('--student', action='store_true',
                         help='take the student instead of the momentum teacher')
     args = parser.parse_args(argv)
-    if not osp.isfile(args.src):
+    if '://' not in args.src and not osp.isfile(args.src):
         sys.exit(f'error: {args.src} does not exist')
-    ckpt = torch.load(args.src, map_location='cpu', weights_only=True)
+    try:  # local files and URLs, weights-only (see conmim_mm/engine/checkpoint_loaders.py)
+        ckpt = CheckpointLoader.load_checkpoint(args.src, map_location='cpu', logger='silent')
+    except UnsafeCheckpointError as err:
+        sys.exit(f'error: {err}')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         sys.exit(f'error: {args.src} holds no state dict')

@@ -1,0 +1,160 @@
+"""Every mmengine checkpoint scheme, re-registered to unpickle weights-only.
+
+mmengine's loaders (local files, ``http(s)://`` through the torch hub cache, ``torchvision://``,
+``open-mmlab://``, ``mmcls://``, ``pavi://``, ``s3://``/``petrel://``) end in ``torch.load`` or in
+torch hub's ``load_url``, and ``load_url`` unpickles with ``weights_only=False``: a checkpoint
+served over HTTP, or planted in the hub cache, runs code when it is loaded. Importing
+``conmim_mm`` registers the loaders below in mmengine's own ``CheckpointLoader`` registry
+(``force=True``), under the same prefixes. They resolve names as mmengine does, then unpickle
+with ``weights_only=True`` and the package's allow-list (``checkpoint.py``). Whatever goes through
+``CheckpointLoader`` is covered: the Runner's ``load_from`` and ``resume``, ``init_cfg`` of type
+``Pretrained``, ``mmengine.runner.load_checkpoint`` in third-party code.
+"""
+import io
+import os
+import os.path as osp
+import pickle
+import re
+import sys
+import warnings
+from tempfile import TemporaryDirectory
+from urllib.parse import urlparse
+
+import torch
+from mmengine.dist import get_dist_info
+from mmengine.fileio import get_file_backend
+from mmengine.runner import checkpoint as mmengine_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader
+
+ALLOWED = 'tensors, containers, numpy arrays and mmengine HistoryBuffer statistics'
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """The checkpoint needs more than tensors and allow-listed classes to be unpickled."""
+
+
+def refusal_message(source: str, error: Exception, cached_file: str = None) -> str:
+    text = str(error)
+    found = re.search(r'GLOBAL (\S+) was not an allowed global', text)
+    own = re.search(r'asks for the attribute .*? of .*?;', text)
+    if found:
+        reason = f'unpickling it needs the global `{found.group(1)}`'
+    elif own:
+        reason = f'it {own.group(0)[:-1]}'
+    else:
+        reason = 'unpickling it needs more than plain data: ' + text.strip().splitlines()[-1]
+    message = (f'Refused to load the checkpoint {source}: it is not weights-only ({reason}), '
+               f'and conmim_mm unpickles only {ALLOWED}, because unpickling anything else can '
+               'run code from the file. ')
+    if cached_file:
+        message += (f'The download is cached at {cached_file} and stays refused at every later '
+                    'load; delete it once you have looked at it. ')
+    message += ('If you trust where the file comes from, re-save only its weights in a separate '
+                "Python session: torch.save({'state_dict': torch.load(PATH, weights_only=False)"
+                "['state_dict']}, 'weights.pth') (use the key holding the tensors), and load "
+                'weights.pth instead.')
+    return message
+
+
+def load_weights_only(file, map_location=None, source: str = None, cached_file: str = None):
+    """``torch.load(file, weights_only=True)``; a refusal says why and what to do."""
+    try:
+        return torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UnsafeCheckpointError(
+            refusal_message(source or str(file), err, cached_file)) from err
+
+
+def load_from_local(filename, map_location=None):
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return load_weights_only(filename, map_location)
+
+
+def _download_and_load(url, model_dir=None, map_location=None):
+    """torch hub's ``load_state_dict_from_url`` (same cache file), loading weights-only."""
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    cached_file = osp.join(model_dir, osp.basename(urlparse(url).path))
+    if not osp.exists(cached_file):
+        os.makedirs(model_dir, exist_ok=True)
+        sys.stderr.write(f'Downloading: "{url}" to {cached_file}\n')
+        torch.hub.download_url_to_file(url, cached_file, progress=True)
+    return load_weights_only(cached_file, map_location, source=url, cached_file=cached_file)
+
+
+def load_from_http(filename, map_location=None, model_dir=None):
+    """Download once (rank 0 first, as mmengine does) into the hub cache, load weights-only."""
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        checkpoint = _download_and_load(filename, model_dir, map_location)
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            checkpoint = _download_and_load(filename, model_dir, map_location)
+    return checkpoint
+
+
+def load_from_torchvision(filename, map_location=None):
+    model_name = filename.split('://', 1)[1]
+    if filename.startswith('modelzoo://'):
+        warnings.warn('The URL scheme of "modelzoo://" is deprecated, please use '
+                      '"torchvision://" instead', DeprecationWarning)
+    url = mmengine_checkpoint.get_torchvision_models()[model_name]
+    return load_from_http(url, map_location=map_location)
+
+
+def load_from_openmmlab(filename, map_location=None):
+    prefix, model_name = filename.split('://', 1)
+    deprecated = mmengine_checkpoint.get_deprecated_model_names()
+    if model_name in deprecated:
+        warnings.warn(f'{prefix}://{model_name} is deprecated in favor of '
+                      f'{prefix}://{deprecated[model_name]}', DeprecationWarning)
+        model_name = deprecated[model_name]
+    model_url = mmengine_checkpoint.get_external_models()[model_name]
+    if model_url.startswith(('http://', 'https://')):
+        return load_from_http(model_url, map_location=map_location)
+    return load_from_local(osp.join(mmengine_checkpoint._get_mmengine_home(), model_url),
+                           map_location)
+
+
+def load_from_mmcls(filename, map_location=None):
+    url = mmengine_checkpoint.get_mmcls_models()[filename[len('mmcls://'):]]
+    checkpoint = load_from_http(url, map_location=map_location)
+    return mmengine_checkpoint._process_mmcls_checkpoint(checkpoint)
+
+
+def load_from_pavi(filename, map_location=None):
+    try:
+        from pavi import modelcloud
+    except ImportError:
+        raise ImportError('Please install pavi to load checkpoint from modelcloud.')
+    model = modelcloud.get(filename[len('pavi://'):])
+    with TemporaryDirectory() as tmp_dir:
+        downloaded = osp.join(tmp_dir, model.name)
+        model.download(downloaded)
+        return load_weights_only(downloaded, map_location, source=filename)
+
+
+def load_from_ceph(filename, map_location=None, backend='petrel'):
+    file_backend = get_file_backend(filename, backend_args={'backend': backend})
+    with io.BytesIO(file_backend.get(filename)) as buffer:
+        return load_weights_only(buffer, map_location, source=filename)
+
+
+# The prefixes exactly as mmengine registers them, so that each replaces mmengine's loader.
+WEIGHTS_ONLY_SCHEMES = {
+    '': load_from_local,
+    ('http://', 'https://'): load_from_http,
+    'pavi://': load_from_pavi,
+    (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): load_from_ceph,
+    ('modelzoo://', 'torchvision://'): load_from_torchvision,
+    ('open-mmlab://', 'openmmlab://'): load_from_openmmlab,
+    'mmcls://': load_from_mmcls,
+}
+
+
+def register_weights_only_loaders() -> None:
+    """Replace every loader in mmengine's ``CheckpointLoader`` by its weights-only version."""
+    for prefixes, loader in WEIGHTS_ONLY_SCHEMES.items():
+        CheckpointLoader.register_scheme(prefixes, loader, force=True)

@@ -1,0 +1,274 @@
+"""No checkpoint runs code, on any path (issue 8 §1).
+
+A payload checkpoint creates a marker file when it is unpickled with ``weights_only=False``. It
+is served by a loopback HTTP server, planted in the torch hub cache and written to local files,
+then passed through every entry point: mmengine's ``CheckpointLoader`` (every scheme),
+``tools/train.py`` (``init_cfg``, ``load_from``, ``--resume``), ``tools/test.py``, the converters
+and ``tools/analysis/visualize.py``. The marker must never appear and the error must say why.
+"""
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import types
+
+import pytest
+import torch
+from mmengine.runner import CheckpointLoader, load_checkpoint
+from mmengine.runner import checkpoint as mmengine_checkpoint
+
+import conmim_mm  # noqa: F401  (registers the weights-only loaders)
+from conmim_mm.engine import UnsafeCheckpointError
+from conmim_mm.engine import checkpoint_loaders
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLS_CONFIG = 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'
+PRETRAIN_CONFIG = os.path.join(ROOT, 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py')
+SMALL_CLS = ['model.backbone.arch.num_layers=2', 'train_cfg.max_epochs=1',
+             'train_dataloader.dataset.indices=16', 'train_dataloader.num_workers=0',
+             'test_dataloader.dataset.indices=16', 'test_dataloader.num_workers=0',
+             'val_dataloader.dataset.indices=16', 'val_dataloader.num_workers=0']
+REFUSED = 'not weights-only'
+
+
+class CreatesMarker:
+    """Unpickled without weights_only, this opens (creates) the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, 'w')
+
+
+def save_payload(path, marker):
+    torch.save({'state_dict': {'w': torch.zeros(2)}, 'meta': {'x': CreatesMarker(marker)}},
+               str(path))
+    return str(path)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """(base URL of a loopback server over ``tmp_path/www``, marker path); a temporary
+    TORCH_HOME keeps the real hub cache untouched."""
+    www = tmp_path / 'www'
+    www.mkdir()
+    marker = tmp_path / 'PAYLOAD_RAN'
+    save_payload(www / 'payload.pth', marker)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    server = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(QuietHandler, directory=str(www)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}', marker
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not marker.exists(), 'a checkpoint ran code'
+
+
+def assert_refused(text, marker):
+    assert not marker.exists(), 'the payload ran'
+    assert REFUSED in text and 'io.open' in text, text[-3000:]
+
+
+# --------------------------------------------------------------------------- mmengine's API
+def test_every_mmengine_scheme_is_weights_only():
+    """mmengine registers its loaders at import; conmim_mm replaces each of them."""
+    for prefix, loader in CheckpointLoader._schemes.items():
+        assert loader.__module__ == checkpoint_loaders.__name__, (prefix, loader)
+    for name in ('load_from_local', 'load_from_http', 'load_from_pavi', 'load_from_ceph',
+                 'load_from_torchvision', 'load_from_openmmlab', 'load_from_mmcls'):
+        mmengine_loader = getattr(mmengine_checkpoint, name)
+        assert mmengine_loader not in CheckpointLoader._schemes.values(), name
+
+
+def test_url_is_refused_by_checkpoint_loader_and_load_checkpoint(served):
+    url, marker = served
+    with pytest.raises(UnsafeCheckpointError) as err:
+        CheckpointLoader.load_checkpoint(f'{url}/payload.pth')
+    assert_refused(str(err.value), marker)
+    assert 're-save only its weights' in str(err.value)
+    with pytest.raises(UnsafeCheckpointError):
+        load_checkpoint(torch.nn.Linear(2, 2), f'{url}/payload.pth')
+    assert not marker.exists()
+
+
+def test_payload_planted_in_the_hub_cache_is_refused(served, tmp_path):
+    url, marker = served
+    cache = tmp_path / 'torch_home' / 'hub' / 'checkpoints'
+    cache.mkdir(parents=True)
+    save_payload(cache / 'clean.pth', marker)  # the server has no clean.pth: the cache answers
+    with pytest.raises(UnsafeCheckpointError) as err:
+        CheckpointLoader.load_checkpoint(f'{url}/clean.pth')
+    assert_refused(str(err.value), marker)
+    assert str(cache / 'clean.pth') in str(err.value)
+
+
+def test_local_file_is_refused_even_when_torch_is_told_otherwise(served, tmp_path, monkeypatch):
+    _, marker = served
+    path = save_payload(tmp_path / 'local.pth', marker)
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')  # loosens torch.load's default
+    with pytest.raises(UnsafeCheckpointError) as err:
+        CheckpointLoader.load_checkpoint(path)
+    assert_refused(str(err.value), marker)
+
+
+@pytest.mark.parametrize('name', ['open-mmlab://evil', 'openmmlab://evil', 'torchvision://evil',
+                                  'modelzoo://evil', 'mmcls://evil'])
+def test_named_model_schemes_resolve_to_weights_only_downloads(served, monkeypatch, name):
+    url, marker = served
+    urls = {'evil': f'{url}/payload.pth'}
+    for resolver in ('get_external_models', 'get_torchvision_models', 'get_mmcls_models'):
+        monkeypatch.setattr(mmengine_checkpoint, resolver, lambda: urls)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        CheckpointLoader.load_checkpoint(name)
+    assert_refused(str(err.value), marker)
+
+
+def test_object_store_schemes_load_weights_only(served, tmp_path, monkeypatch):
+    url, marker = served
+    payload = open(save_payload(tmp_path / 'obj.pth', marker), 'rb').read()
+    monkeypatch.setattr(checkpoint_loaders, 'get_file_backend',
+                        lambda *a, **k: types.SimpleNamespace(get=lambda name: payload))
+
+    class Model:
+        name = 'obj.pth'
+
+        def download(self, path):
+            with open(path, 'wb') as f:
+                f.write(payload)
+
+    pavi = types.ModuleType('pavi')
+    pavi.modelcloud = types.SimpleNamespace(get=lambda name: Model())
+    monkeypatch.setitem(sys.modules, 'pavi', pavi)
+    for name in ('s3://bucket/obj.pth', 'open-mmlab:s3://bucket/obj.pth',
+                 'petrel://bucket/obj.pth', 'pavi://obj'):
+        with pytest.raises(UnsafeCheckpointError) as err:
+            CheckpointLoader.load_checkpoint(name)
+        assert_refused(str(err.value), marker)
+
+
+def test_weights_only_checkpoints_still_load(served, tmp_path):
+    url, _ = served
+    www = tmp_path / 'www'
+    torch.save({'state_dict': {'weight': torch.ones(2, 2), 'bias': torch.zeros(2)}},
+               str(www / 'good.pth'))
+    model = torch.nn.Linear(2, 2)
+    load_checkpoint(model, f'{url}/good.pth', strict=True)
+    assert torch.equal(model.weight, torch.ones(2, 2))
+    assert (tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'good.pth').exists()
+
+
+# --------------------------------------------------------------------------- the tools
+def run_tool(*args, env_extra=None):
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', **(env_extra or {}))
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+@pytest.mark.parametrize('how', ['init_cfg', 'load_from', 'resume'])
+def test_train_refuses_url_checkpoints(served, tmp_path, fashion_mnist, how):
+    url, marker = served
+    options = list(SMALL_CLS)
+    args = []
+    if how == 'init_cfg':
+        options.append(f'model.backbone.init_cfg.checkpoint={url}/payload.pth')
+    else:
+        options.append('model.backbone.init_cfg=None')
+        if how == 'load_from':
+            options.append(f'load_from={url}/payload.pth')
+        else:
+            args = ['--resume', f'{url}/payload.pth']
+    proc = run_tool('tools/train.py', CLS_CONFIG, '--work-dir', tmp_path / 'work', *args,
+                    '--cfg-options', *options)
+    assert proc.returncode != 0
+    assert_refused(proc.stderr, marker)
+
+
+def test_test_tool_refuses_a_url_checkpoint(served, tmp_path, fashion_mnist):
+    url, marker = served
+    proc = run_tool('tools/test.py', CLS_CONFIG, f'{url}/payload.pth', '--work-dir',
+                    tmp_path / 'work', '--cfg-options', *SMALL_CLS)
+    assert proc.returncode != 0
+    assert_refused(proc.stderr, marker)
+
+
+def load_tool(relative):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'conmim_tool_' + os.path.basename(relative)[:-3], os.path.join(ROOT, relative))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('tool', ['tools/model_converters/extract_backbone.py',
+                                  'tools/model_converters/beit_to_conmim.py'])
+@pytest.mark.parametrize('where', ['url', 'local'])
+def test_converters_refuse_payloads(served, tmp_path, capsys, tool, where):
+    url, marker = served
+    src = f'{url}/payload.pth' if where == 'url' else str(tmp_path / 'www' / 'payload.pth')
+    with pytest.raises(SystemExit) as err:
+        load_tool(tool).main([src, str(tmp_path / 'out.pth')])
+    assert_refused(str(err.value.code), marker)
+    assert not (tmp_path / 'out.pth').exists()
+
+
+IMAGE = os.path.join(ROOT, 'docs', 'conmim_vis_fashion_mnist.png')
+
+
+@pytest.mark.parametrize('where', ['url', 'local'])
+def test_visualize_refuses_payloads(served, tmp_path, where):
+    url, marker = served
+    src = f'{url}/payload.pth' if where == 'url' else str(tmp_path / 'www' / 'payload.pth')
+    with pytest.raises(SystemExit) as err:
+        load_tool('tools/analysis/visualize.py').main(
+            [IMAGE, src, '--config', PRETRAIN_CONFIG, '--out', str(tmp_path / 'vis.png')])
+    assert_refused(str(err.value.code), marker)
+
+
+# --------------------------------------------------------------------------- configs inside
+def test_visualize_never_executes_the_config_stored_in_a_checkpoint(tmp_path, capsys):
+    """A weights-only checkpoint whose meta.cfg is Python that would create the marker."""
+    marker = tmp_path / 'CONFIG_RAN'
+    path = str(tmp_path / 'crafted.pth')
+    torch.save({'state_dict': {}, 'meta': {'cfg': f"x = open({str(marker)!r}, 'w')\n"}}, path)
+    torch.load(path, weights_only=True)  # the file itself is harmless data
+    visualize = load_tool('tools/analysis/visualize.py')
+    with pytest.raises(SystemExit):
+        visualize.main([IMAGE, path, '--out', str(tmp_path / 'vis.png')])
+    assert '--config' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        visualize.visualize(IMAGE, path, str(tmp_path / 'vis.png'))
+    assert 'never executed' in str(err.value.code)
+    assert not marker.exists()
+
+
+def test_resume_never_executes_the_config_text_of_a_checkpoint(tmp_path, fashion_mnist):
+    """mmengine's Runner.resume passes meta['config'] to Config.fromstring (it executes it)."""
+    from mmengine.config import Config
+    from mmengine.logging import MessageHub
+    from mmpretrain.registry import MODELS
+    cfg = Config.fromfile(os.path.join(ROOT, CLS_CONFIG))
+    cfg.model.backbone.arch.num_layers = 2
+    cfg.model.backbone.init_cfg = None
+    marker = tmp_path / 'CONFIG_RAN'
+    path = str(tmp_path / 'crafted.pth')
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict(),
+                'meta': {'epoch': 1, 'iter': 1, 'config': f"x = open({str(marker)!r}, 'w')\n"},
+                'message_hub': MessageHub.get_instance('crafted').state_dict()}, path)
+    torch.load(path, weights_only=True)  # the file itself is harmless data
+    proc = run_tool('tools/train.py', CLS_CONFIG, '--work-dir', tmp_path / 'work', '--resume',
+                    path, '--cfg-options', *SMALL_CLS, 'model.backbone.init_cfg=None')
+    assert not marker.exists(), 'the config text stored in the checkpoint was executed'
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'never executed' in proc.stdout + proc.stderr
