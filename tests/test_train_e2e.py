@@ -146,7 +146,8 @@ def test_resume_from_an_iteration_checkpoint_mid_epoch_is_exact(uninterrupted, t
     log = proc.stdout + proc.stderr
     assert 'skipping the 2 batches trained before the checkpoint' in log
     assert '-1 day' not in log
-    resumed_log = sorted(glob.glob(os.path.join(str(work_dir), '*', 'vis_data', 'scalars.json')))[-1]
+    logs = glob.glob(os.path.join(str(work_dir), '*', 'vis_data', 'scalars.json'))
+    resumed_log = sorted(logs)[-1]
     resumed_steps = [json.loads(line)['step'] for line in open(resumed_log)
                      if 'loss' in json.loads(line)]
     assert resumed_steps == list(range(9, 19))

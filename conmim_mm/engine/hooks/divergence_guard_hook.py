@@ -108,13 +108,13 @@ class DivergenceGuardHook(Hook):
             f'Iteration {runner.iter + 1}: the loss is {value} (non-finite {self.streak} of '
             f'{self.patience} times in a row before the run is stopped).')
         if self.streak >= self.patience:
-            self._stop(runner, value)
+            self._stop(runner, value, runner.iter + 1)
 
-    def _stop(self, runner, loss: float, note: str = '') -> None:
+    def _stop(self, runner, loss: float, iteration: int, note: str = '') -> None:
         lrs = runner.optim_wrapper.get_lr() if hasattr(runner.optim_wrapper, 'get_lr') else {}
         lr = ', '.join(f'{k}={max(v):.3g}' for k, v in lrs.items()) if lrs else 'lr unknown'
         message = (
-            f'Training diverged: the loss is {loss} at iteration {runner.iter + 1} '
+            f'Training diverged: the loss is {loss} at iteration {iteration} '
             f'(epoch {runner.epoch + 1}) and has been non-finite since iteration '
             f'{self.first_bad_iter} ({self.streak} iterations in a row; DivergenceGuardHook '
             f'patience={self.patience}); current {lr}.{note} The run stops here and no '
@@ -133,7 +133,7 @@ class DivergenceGuardHook(Hook):
         examples = ', '.join(bad[:5])
         done = checkpoint.get('meta', {}).get('iter', runner.iter)  # iterations trained
         if self.streak > 0:  # the loss already told: stop now rather than save
-            self._stop(runner, self.last_loss,
+            self._stop(runner, self.last_loss, done,
                        f' A checkpoint was due: {len(bad)} of its tensors hold NaN/Inf '
                        f'(e.g. {examples}).')
         message = (
