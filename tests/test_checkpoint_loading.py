@@ -1,5 +1,10 @@
-"""mmengine training checkpoints load under torch's safe (weights_only) unpickler."""
+"""mmengine training checkpoints load under torch's safe (weights_only) unpickler; the tools
+load strictly (issue 8 §4)."""
+import importlib.util
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -53,11 +58,6 @@ def test_arbitrary_code_stays_refused():
 
 # --------------------------------------------------------------------------- strict evaluation
 # tools/test.py and tools/train.py's load_from stop on a checkpoint that does not fit (issue 8 §4).
-import importlib.util  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLS_CONFIG = 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'
 PRETRAIN_CONFIG = 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py'
