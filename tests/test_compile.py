@@ -92,3 +92,17 @@ def test_compile_false_turns_a_config_default_off():
     cfg = Config(dict(compile=False, custom_hooks=[]))
     train.compile_model(cfg)
     assert 'compile' not in cfg and cfg.custom_hooks == []
+
+
+def test_fine_tuning_classifier_features_compile_without_graph_break():
+    """What ``compile=True`` compiles for cls/seg/det configs: ``extract_feat`` (the ConMIMViT
+    backbone, with drop path and relative position bias as in fine-tuning)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'))
+    cfg.model.backbone.arch = dict(embed_dims=32, num_layers=2, num_heads=4,
+                                   feedforward_channels=64)
+    cfg.model.backbone.pop('init_cfg', None)
+    cfg.model.head.in_channels = 32
+    model = MODELS.build(cfg.model).train()
+    images = torch.randn(2, 3, 28, 28)
+    assert graph_breaks(model.extract_feat, images) == 0

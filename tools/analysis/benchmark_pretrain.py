@@ -76,6 +76,8 @@ def parse_args(argv=None):
     parser.add_argument('--compile', action='store_true',
                         help='ours: torch.compile ConMIM.contrastive_loss (student and teacher '
                         'encoders and the InfoNCE, one graph); runner mode: compile=True')
+    parser.add_argument('--compile-backend', default='inductor',
+                        help="torch.compile backend ('eager'/'aot_eager' for quick dry runs)")
     parser.add_argument('--fused-adamw', action=argparse.BooleanOptionalAction, default=True,
                         help="ours: AdamW(fused=True), as the pretraining configs set it "
                         "(stock keeps torch's default AdamW); --no-fused-adamw turns it off")
@@ -161,7 +163,8 @@ def build_ours(args):
     model.init_weights()
     if args.compile:  # student + teacher encoders + InfoNCE as one graph
         import torch
-        model.contrastive_loss = torch.compile(model.contrastive_loss, fullgraph=True)
+        model.contrastive_loss = torch.compile(model.contrastive_loss, fullgraph=True,
+                                               backend=args.compile_backend)
     return model
 
 
@@ -497,7 +500,8 @@ def runner_config(args, data_root: str, work_dir: str):
     cfg.resume = False
     cfg.load_from = None
     if args.compile:
-        cfg.compile = True
+        cfg.compile = True if args.compile_backend == 'inductor' else dict(
+            backend=args.compile_backend)
     if args.amp == 'fp16':
         cfg.optim_wrapper.dtype = 'float16'
     if args.device == 'cpu':

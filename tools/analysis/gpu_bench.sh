@@ -18,7 +18,8 @@ mkdir -p "$OUT"
 
 if [ -n "${GPU_BENCH_TINY:-}" ]; then
   SIZE=(--device cpu --amp none --arch tiny --num-layers 1 --img-size 32 --patch-size 8
-        --hid-channels 32 --out-channels 16 --warmup 1 --iters 2 --memory none --workers 0)
+        --hid-channels 32 --out-channels 16 --warmup 1 --iters 2 --memory none --workers 0
+        --compile-backend ${COMPILE_BACKEND:-aot_eager})
   BATCHES=(2 4)
   LIMIT=${LIMIT:-240}
 else
@@ -36,7 +37,7 @@ run() {  # run NAME ARGS...: one benchmark process, its log and JSON under $OUT
   timeout "$LIMIT" "$PY" "$BENCH" "${SIZE[@]}" "$@" --json "$OUT/$name.json" \
     > "$OUT/$name.log" 2>&1
   local rc=$?
-  grep -E '^(ours|stock|runner|speedup)|AMP:|Error|error' "$OUT/$name.log" | tail -n 12
+  grep -E '^ ?(ours|stock|runner|speedup)|AMP:|Traceback|Error:' "$OUT/$name.log" | tail -n 12
   [ $rc -eq 0 ] || echo "!!! $name failed (exit $rc, 124 = over ${LIMIT}s): see $OUT/$name.log"
 }
 
