@@ -162,3 +162,50 @@ def test_train_step_and_extract_feat(max_iters):
     assert set(losses) >= {'loss', 'acc_patch', 'teacher_momentum'}
     feats = model(views[0], mode='tensor')
     assert feats[0].shape == (4, 17, 32)
+
+
+def test_teacher_ema_class_is_a_config_choice(max_iters):
+    """``teacher_ema=dict(type='CosineEMA')`` (stock) and the default FusedCosineEMA: same
+    state-dict keys, same teacher after the same steps."""
+    from mmpretrain.models.utils import CosineEMA
+    from conmim_mm.models import FusedCosineEMA
+    torch.manual_seed(0)
+    fused = build_conmim()
+    stock = build_conmim(teacher_ema=dict(type='CosineEMA'))
+    assert type(fused.teacher) is FusedCosineEMA and type(stock.teacher) is CosineEMA
+    assert fused.state_dict().keys() == stock.state_dict().keys()
+    stock.load_state_dict(fused.state_dict())
+    views, samples = batch()
+    for model in (fused, stock):
+        for _ in range(2):
+            model.loss(views, samples)
+    for (name, a), b in zip(fused.teacher.state_dict().items(), stock.teacher.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_masked_only_projector_is_the_same_maths_with_fixed_batchnorm_statistics(max_iters):
+    """With BatchNorm on its running statistics (eval), projecting only the masked student
+    tokens gives the same loss as projecting all of them: the switch changes only which tokens
+    the training-mode BatchNorm statistics come from."""
+    torch.manual_seed(0)
+    default = build_conmim().eval()
+    masked_only = build_conmim(project_masked_only=True).eval()
+    masked_only.load_state_dict(default.state_dict())
+    views, samples = batch()
+    torch.testing.assert_close(masked_only.loss(views, samples)['loss'],
+                               default.loss(views, samples)['loss'])
+    masked_only.train()
+    masked_only.loss(views, samples)['loss'].backward()
+    assert masked_only.backbone.mask_token.grad.abs().sum() > 0
+
+
+def test_contrastive_loss_is_the_training_loss(max_iters):
+    """``loss()`` = EMA update + ``contrastive_loss`` (the compiled part)."""
+    torch.manual_seed(0)
+    model = build_conmim()
+    views, samples = batch()
+    model.loss(views, samples)  # first update: the teacher copies the student
+    mask = torch.stack([s.mask for s in samples]).flatten(1).bool()
+    expected, _ = model.contrastive_loss(views[0], views[1], mask)
+    got = model.loss(views, samples)['loss']  # the EMA moves the teacher by ~0 (same student)
+    torch.testing.assert_close(got, expected)

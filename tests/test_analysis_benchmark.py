@@ -68,3 +68,46 @@ def test_cpu_memory_probes_run_in_subprocesses():
     args = bench.parse_args(TINY)
     peaks = bench.cpu_peak_memory(args, TINY)
     assert set(peaks) == {'ours', 'stock'} and all(v > 0 for v in peaks.values())
+
+
+def test_stock_side_is_conmim_built_from_stock_parts():
+    """'Same algorithm' by construction: the stock side is ConMIM with stock mmpretrain parts."""
+    from mmpretrain.models.selfsup.beit import BEiTPretrainViT
+    from mmpretrain.models.utils import CosineEMA
+    from conmim_mm.models import ConMIM, FusedCosineEMA
+    args = bench.parse_args(TINY)
+    stock, ours = bench.build_stock(args), bench.build_ours(args)
+    assert type(stock) is ConMIM and type(ours) is ConMIM
+    assert type(stock.backbone) is BEiTPretrainViT and type(stock.teacher) is CosineEMA
+    assert type(ours.teacher) is FusedCosineEMA
+    assert stock.state_dict().keys() == ours.state_dict().keys()
+
+
+def test_size_table_is_conmim_vits_arch_zoo():
+    from conmim_mm.models import ConMIMViT
+    for arch in bench.ARCHS:
+        args = bench.parse_args(['--arch', arch])
+        assert bench.arch_settings(args) == ConMIMViT.arch_zoo[arch]
+    args = bench.parse_args(['--arch', 'small', '--num-layers', '3'])
+    assert bench.arch_settings(args)['num_layers'] == 3
+
+
+def test_runner_mode_times_the_training_command(tmp_path, capsys):
+    """A tiny Runner run on synthetic ImageNet-layout JPEGs, through tools/train.py's config
+    handling: images/s, data time and the step mode's FLOP count."""
+    out = str(tmp_path / 'r.json')
+    results = bench.main(TINY + ['--patch-size', '8', '--mode', 'runner', '--workers', '0',
+                                 '--iters', '2', '--json', out])
+    runner = results['runner']
+    assert runner['iters_timed'] == 2 and runner['img_per_s'] > 0
+    assert runner['data_time_s'] >= 0 and runner['tflops'] > 0
+    assert runner['optim_wrapper'] == 'OptimWrapper'  # the CPU trains in fp32
+    assert results['flops_per_step'] > 0 and os.path.exists(out)
+    assert 'runner:' in capsys.readouterr().out
+
+
+def test_synthetic_jpegs_in_the_imagenet_layout(tmp_path):
+    bench.write_jpegs(str(tmp_path), 5, n_classes=2)
+    lines = (tmp_path / 'meta' / 'train.txt').read_text().split()
+    assert len(lines) == 10 and lines[0].startswith('n00000000/') and lines[1] == '0'
+    assert (tmp_path / 'train' / lines[2]).stat().st_size > 1000

@@ -51,14 +51,14 @@ def merge_args(cfg, args):
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
 
-    wrapper = cfg.optim_wrapper
     if args.amp:
-        wrapper.type = 'AmpOptimWrapper'
-        wrapper.setdefault('loss_scale', 'dynamic')
-    if wrapper.get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
-        print('No GPU: AMP needs one, so this run trains in fp32 on the CPU.', file=sys.stderr)
-        wrapper.type = 'OptimWrapper'
-        wrapper.pop('loss_scale', None)
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    choose_amp_dtype(cfg.optim_wrapper)
+    # Log values stay on the device until the logger reads them (no wait for the GPU per step).
+    default_hooks = cfg.setdefault('default_hooks', {})
+    if 'runtime_info' not in default_hooks:
+        default_hooks['runtime_info'] = dict(type='DeviceLogRuntimeInfoHook')
+    compile_model(cfg)
 
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
@@ -73,6 +73,48 @@ def merge_args(cfg, args):
     if cfg.get('train_dataloader') and cfg.get('default_scope', 'mmpretrain') == 'mmpretrain':
         cfg.train_dataloader.setdefault('collate_fn', dict(type='default_collate'))
     return cfg
+
+
+def choose_amp_dtype(wrapper):
+    """Mixed precision by what the GPU can do, for ``--amp`` and configs' AmpOptimWrapper.
+
+    bf16 without a loss scaler on GPUs with native bf16 (Ampere and newer): bf16 has fp32's
+    exponent range, so gradients do not underflow and a scaler only costs a check of every
+    gradient per step. Older GPUs get fp16 with dynamic loss scaling. A ``dtype`` set in the
+    config is kept. Returns the dtype that will run (None: fp32).
+    """
+    if wrapper.get('type') != 'AmpOptimWrapper':
+        return None
+    if not torch.cuda.is_available():
+        print('No GPU: AMP needs one, so this run trains in fp32 on the CPU.', file=sys.stderr)
+        wrapper.type = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype'):
+            wrapper.pop(key, None)
+        return None
+    if wrapper.get('dtype') is None:
+        native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        wrapper.dtype = 'bfloat16' if native_bf16 else 'float16'
+    if wrapper.dtype in ('bfloat16', torch.bfloat16):
+        wrapper.loss_scale = dict(enabled=False)  # a disabled GradScaler: a no-op
+        print('AMP: bf16 autocast without a loss scaler.', file=sys.stderr)
+    else:
+        wrapper.setdefault('loss_scale', 'dynamic')
+        print(f'AMP: {wrapper.dtype} autocast with {wrapper.loss_scale} loss scaling '
+              '(this GPU has no native bf16).', file=sys.stderr)
+    return wrapper.dtype
+
+
+def compile_model(cfg):
+    """``compile=True`` or ``compile=dict(...)`` (mmengine's switch; ``compile=False`` turns a
+    config's default off): compile the model's computation through ``CompileModelHook``
+    instead of mmengine's compile of the whole ``train_step``, which crashes dynamo inside the
+    optimiser update (see the hook)."""
+    compile_cfg = cfg.pop('compile', None)
+    if not compile_cfg:
+        return
+    compile_cfg = {} if compile_cfg is True else dict(compile_cfg)
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [
+        dict(type='CompileModelHook', **compile_cfg)]
 
 
 def use_cpu_processes(cfg):

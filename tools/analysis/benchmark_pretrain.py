@@ -6,8 +6,15 @@ goes through the 3-layer projector, the intra-image InfoNCE is taken over the ma
 then backward, AdamW and the EMA update. What differs is only the implementation:
 
 * ``ours``: ``ConMIM`` + ``ConMIMViT`` (SDPA attention) + ``FusedCosineEMA`` from ``conmim_mm``;
-* ``stock``: mmpretrain's ``BEiTPretrainViT`` (explicit softmax attention), ``NonLinearNeck`` and
-  ``CosineEMA``, with the same loss maths.
+* ``stock``: the same ``ConMIM`` class built from stock mmpretrain parts: ``BEiTPretrainViT``
+  (explicit softmax attention) and ``CosineEMA`` (``teacher_ema=dict(type='CosineEMA')``), with
+  torch's default AdamW; projector and loss are shared, so the maths is the same by
+  construction.
+
+``--mode runner`` times the command users run instead: ``tools/train.py``'s path (Runner, the
+config's data pipeline on synthetic JPEGs in the ImageNet layout, data preprocessor, optimiser
+wrapper, hooks, logging) and reports images/s, data time and MFU with the FLOP count of the
+step mode; ``--mode both`` prints the two side by side.
 
 Timing alternates the two models in one process after warm-up, so both see the same machine
 load. Peak memory: on the GPU ``torch.cuda.max_memory_allocated`` around the timed steps; on
@@ -23,6 +30,7 @@ Examples::
     python tools/analysis/benchmark_pretrain.py --case vit-s-224        # CPU, < 1 minute
     python tools/analysis/benchmark_pretrain.py --case vit-s-512        # CPU, 1024 tokens
     python tools/analysis/benchmark_pretrain.py --case vit-b-224-gpu    # CUDA, bf16, MFU
+    python tools/analysis/benchmark_pretrain.py --case vit-b-224-gpu --mode both --compile
 """
 import argparse
 import json
@@ -34,13 +42,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# arch: (embed_dims, num_layers, num_heads, feedforward_channels)
-ARCHS = {
-    'tiny': (192, 12, 3, 768),
-    'small': (384, 12, 6, 1536),
-    'base': (768, 12, 12, 3072),
-    'large': (1024, 24, 16, 4096),
-}
+ARCHS = ('tiny', 'small', 'base', 'large')  # sizes of ConMIMViT.arch_zoo
 CASES = {
     'vit-s-224': dict(arch='small', img_size=224, batch_size=8, device='cpu', amp=None,
                       warmup=1, iters=3),
@@ -72,7 +74,10 @@ def parse_args(argv=None):
     parser.add_argument('--checkpoint', action='store_true',
                         help='ours: activation checkpointing (ConMIMViT use_checkpoint)')
     parser.add_argument('--compile', action='store_true',
-                        help='ours: torch.compile the student and teacher backbones')
+                        help='ours: torch.compile ConMIM.contrastive_loss (student and teacher '
+                        'encoders and the InfoNCE, one graph); runner mode: compile=True')
+    parser.add_argument('--compile-backend', default='inductor',
+                        help="torch.compile backend ('eager'/'aot_eager' for quick dry runs)")
     parser.add_argument('--fused-adamw', action=argparse.BooleanOptionalAction, default=True,
                         help="ours: AdamW(fused=True), as the pretraining configs set it "
                         "(stock keeps torch's default AdamW); --no-fused-adamw turns it off")
@@ -85,6 +90,19 @@ def parse_args(argv=None):
                         help='after timing, profile 3 steps of ours and print its N most '
                         'expensive operators (self device time on a GPU, self CPU time '
                         'otherwise)')
+    parser.add_argument('--mode', choices=['step', 'runner', 'both'], default='step',
+                        help="step: the training step alone, ours vs stock; runner: "
+                        "tools/train.py's path (a Runner with the config's data pipeline, data "
+                        "preprocessor, optimiser wrapper, hooks and logging) on synthetic JPEGs "
+                        "in the ImageNet layout; both: the two, side by side")
+    parser.add_argument('--config', help='runner mode: the pretraining config (default: '
+                        'configs/pretrain/conmim_vit-{s,b,l}.py by --arch)')
+    parser.add_argument('--workers', type=int, help='runner mode: dataloader workers '
+                        '(default: CPU cores - 2, at most 14)')
+    parser.add_argument('--data-root', help='runner mode: where the synthetic JPEGs go '
+                        '(default: a temporary folder, removed afterwards)')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='runner mode: extra key=value overrides, as for tools/train.py')
     parser.add_argument('--probe', choices=['ours', 'stock'], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for key, value in CASES[args.case].items():
@@ -109,18 +127,25 @@ def peak_rss_bytes() -> int:
 # ---------------------------------------------------------------------------------------
 # The two implementations
 # ---------------------------------------------------------------------------------------
+def arch_settings(args) -> dict:
+    """``ConMIMViT.arch_zoo``'s entry for ``--arch``, with ``--num-layers`` applied."""
+    from conmim_mm.models import ConMIMViT
+    arch = dict(ConMIMViT.arch_zoo[args.arch])
+    if args.num_layers:
+        arch['num_layers'] = args.num_layers
+    return arch
+
+
 def backbone_kwargs(args):
-    dims, layers, heads, ffn = ARCHS[args.arch]
     return dict(
-        arch=dict(embed_dims=dims, num_layers=args.num_layers or layers, num_heads=heads,
-                  feedforward_channels=ffn),
+        arch=arch_settings(args),
         img_size=args.img_size, patch_size=args.patch_size, out_type='raw', final_norm=True,
         layer_scale_init_value=0.1, use_abs_pos_emb=False, use_rel_pos_bias=False,
         use_shared_rel_pos_bias=True)
 
 
 def neck_cfg(args):
-    return dict(type='NonLinearNeck', in_channels=ARCHS[args.arch][0],
+    return dict(type='NonLinearNeck', in_channels=arch_settings(args)['embed_dims'],
                 hid_channels=args.hid_channels, out_channels=args.out_channels, num_layers=3,
                 with_bias=False, with_last_bn=True, with_last_bn_affine=False,
                 with_avg_pool=False, norm_cfg=dict(type='BN1d'))
@@ -136,60 +161,28 @@ def build_ours(args):
         head=dict(type='ConMIMHead', temperature=0.1),
         base_momentum=0.004, end_momentum=0.))
     model.init_weights()
-    if args.compile:
+    if args.compile:  # student + teacher encoders + InfoNCE as one graph
         import torch
-        model.backbone.compile()
-        model.neck.compile()
-        model.teacher.module['backbone'].compile()
-        model.teacher.module['neck'].compile()
+        model.contrastive_loss = torch.compile(model.contrastive_loss, fullgraph=True,
+                                               backend=args.compile_backend)
     return model
 
 
 def build_stock(args):
-    """ConMIM assembled from stock mmpretrain parts (explicit attention, per-tensor EMA)."""
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-    from mmpretrain.models.necks import NonLinearNeck
-    from mmpretrain.models.selfsup.beit import BEiTPretrainViT
-    from mmpretrain.models.utils import CosineEMA
-
-    class StockConMIM(nn.Module):
-
-        def __init__(self):
-            super().__init__()
-            self.backbone = BEiTPretrainViT(**backbone_kwargs(args))
-            cfg = neck_cfg(args)
-            cfg.pop('type')
-            self.neck = NonLinearNeck(**cfg)
-            self.backbone.init_weights()
-            self.neck.init_weights()
-            self.teacher = CosineEMA(self._student(), momentum=0.004, end_momentum=0.)
-
-        def _student(self):
-            return nn.ModuleDict(dict(backbone=self.backbone, neck=self.neck))
-
-        @staticmethod
-        def _encode(encoder, images, mask):
-            tokens = encoder['backbone'](images, mask)[0]
-            B, N, D = tokens.shape
-            return encoder['neck']((tokens.reshape(B * N, D), ))[0].view(B, N, -1)[:, 1:]
-
-        def loss(self, inputs, data_samples):
-            student_view, teacher_view = inputs
-            mask = torch.stack([s.mask for s in data_samples]).flatten(1).bool()
-            pred = self._encode(self._student(), student_view, mask)
-            with torch.no_grad():
-                self.teacher.update_parameters(self._student())
-                target = self._encode(self.teacher.module, teacher_view, None)
-            # Same maths as ConMIMHead: cosine logits / tau per image, CE on masked rows.
-            pred = F.normalize(pred.float(), dim=-1)
-            target = F.normalize(target.float(), dim=-1)
-            logits = torch.bmm(pred, target.transpose(1, 2)) / 0.1
-            labels = torch.arange(pred.shape[1], device=pred.device).expand_as(mask)
-            return dict(loss=F.cross_entropy(logits[mask], labels[mask]))
-
-    return StockConMIM()
+    """The same ``ConMIM`` built from stock mmpretrain parts: ``BEiTPretrainViT`` (explicit
+    softmax attention) and ``CosineEMA`` (per-tensor loop); projector and loss are shared, so
+    the maths is the same by construction."""
+    import conmim_mm  # noqa: F401
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(dict(
+        type='ConMIM',
+        backbone=dict(type='BEiTPretrainViT', **backbone_kwargs(args)),
+        neck=neck_cfg(args),
+        head=dict(type='ConMIMHead', temperature=0.1),
+        teacher_ema=dict(type='CosineEMA'),
+        base_momentum=0.004, end_momentum=0.))
+    model.init_weights()
+    return model
 
 
 def make_batch(args, device):
@@ -348,12 +341,8 @@ def peak_flops(args, device):
     return None
 
 
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    if args.probe:
-        return probe_memory(args)
-
+def step_benchmark(args, argv):
+    """Ours against stock, training step alone, alternating in one process."""
     import torch
     device = setup(args)
     peaks = None
@@ -392,7 +381,7 @@ def main(argv=None):
         peaks = gpu_peaks
 
     results = dict(case=args.case, device=str(device), arch=args.arch,
-                   num_layers=args.num_layers or ARCHS[args.arch][1], img_size=args.img_size,
+                   num_layers=arch_settings(args)['num_layers'], img_size=args.img_size,
                    batch_size=args.batch_size, amp=args.amp, iters=args.iters,
                    torch=torch.__version__, threads=torch.get_num_threads(),
                    checkpoint=args.checkpoint, compile=args.compile,
@@ -425,10 +414,225 @@ def main(argv=None):
     speedup = results['ours']['img_per_s'] / results['stock']['img_per_s']
     ratio = None if peaks is None else peaks['ours'] / peaks['stock']
     results.update(speedup=speedup, memory_ratio=ratio)
+    print(f'speedup={speedup:.2f} memory_ratio=' + ('nan' if ratio is None else f'{ratio:.2f}'))
+    return results
+
+
+# ---------------------------------------------------------------------------------------
+# Runner mode: the command users run
+# ---------------------------------------------------------------------------------------
+def _one_jpeg(job):
+    """A photo-like JPEG (smooth colour blobs plus grain, 280-520 px sides, ~55 KiB at 400 px)
+    in the ImageNet layout; returns its line of meta/train.txt."""
+    import numpy as np
+    from PIL import Image
+    root, i, n_classes = job
+    rng = np.random.default_rng(i)
+    w, h = int(rng.integers(320, 520)), int(rng.integers(280, 460))
+    small = rng.integers(0, 256, (h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8)
+    img = np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC)).astype(np.int16)
+    img = np.clip(img + rng.integers(-12, 12, (h, w, 3), dtype=np.int16), 0, 255)
+    rel = f'n{i % n_classes:08d}/img_{i:06d}.JPEG'
+    Image.fromarray(img.astype(np.uint8)).save(os.path.join(root, 'train', rel), quality=90)
+    return f'{rel} {i % n_classes}'
+
+
+def write_jpegs(root: str, count: int, n_classes: int = 100) -> None:
+    """``count`` synthetic JPEGs under ``root`` in mmpretrain's ImageNet layout
+    (``train/<class>/<name>.JPEG`` and ``meta/train.txt``); kept if already there."""
+    from multiprocessing import Pool
+    meta = os.path.join(root, 'meta', 'train.txt')
+    if os.path.exists(meta):
+        with open(meta) as f:
+            if sum(1 for _ in f) >= count:
+                return
+    for c in range(n_classes):
+        os.makedirs(os.path.join(root, 'train', f'n{c:08d}'), exist_ok=True)
+    os.makedirs(os.path.dirname(meta), exist_ok=True)
+    jobs = [(root, i, n_classes) for i in range(count)]
+    with Pool(max(1, min(16, os.cpu_count() or 1))) as pool:
+        lines = pool.map(_one_jpeg, jobs, chunksize=16)
+    with open(meta, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+
+
+def _load_train_tool():
+    """tools/train.py as a module: the runner mode applies the same config handling."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'conmim_train_tool', os.path.join(ROOT, 'tools', 'train.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def runner_config(args, data_root: str, work_dir: str):
+    """The pretraining config at the benchmark's sizes, as tools/train.py would run it
+    (``--amp`` for --amp bf16/fp16, ``compile=True`` for --compile), one epoch over the
+    synthetic JPEGs, no checkpoints, a timing hook."""
+    from argparse import Namespace
+    from mmengine.config import Config, ConfigDict
+    config = args.config or os.path.join(
+        ROOT, 'configs', 'pretrain', f"conmim_vit-{dict(tiny='s').get(args.arch, args.arch[0])}.py")
+    cfg = Config.fromfile(config)
+    arch = arch_settings(args)
+    cfg.model.backbone.update(arch=arch, img_size=args.img_size, patch_size=args.patch_size)
+    cfg.model.neck.update(in_channels=arch['embed_dims'], hid_channels=args.hid_channels,
+                          out_channels=args.out_channels)
+    num_patches = (args.img_size // args.patch_size)**2
+    for step in cfg.train_dataloader.dataset.pipeline:
+        if step['type'] == 'RandomResizedCrop':
+            step['scale'] = args.img_size
+        elif step['type'] == 'ConMIMMaskGenerator':
+            num_masked = round(step.get('mask_ratio', 75 / 196) * num_patches)
+            step.update(patch_size=args.patch_size,
+                        min_num_patches=min(step.get('min_num_patches', 16),
+                                            max(1, num_masked // 2)))
+    cfg.train_dataloader.update(
+        batch_size=args.batch_size, num_workers=args.workers,
+        persistent_workers=False, pin_memory=args.device == 'cuda')
+    cfg.train_dataloader.dataset.update(data_root=data_root, split='train')
+    cfg.train_cfg = ConfigDict(type='EpochBasedTrainLoop', max_epochs=1)
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger = ConfigDict(type='LoggerHook', interval=10)
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='StepTimerHook', warmup=args.warmup)]
+    cfg.resume = False
+    cfg.load_from = None
+    if args.compile:
+        cfg.compile = True if args.compile_backend == 'inductor' else dict(
+            backend=args.compile_backend)
+    if args.amp == 'fp16':
+        cfg.optim_wrapper.dtype = 'float16'
+    if args.device == 'cpu':
+        cfg.env_cfg = ConfigDict(dist_cfg=dict(backend='gloo'))
+        cfg.pop('sync_bn', None)
+    if args.cfg_options:
+        from mmengine.config import DictAction
+        overrides = {}
+        for item in args.cfg_options:
+            key, value = item.split('=', 1)
+            overrides[key] = DictAction._parse_iterable(value)
+        cfg.merge_from_dict(overrides)
+    train_tool = _load_train_tool()
+    train_args = Namespace(launcher='none', cfg_options=None, work_dir=work_dir,
+                           amp=args.amp is not None, resume=None, no_validate=True)
+    return train_tool.merge_args(cfg, train_args), config
+
+
+def register_timer_hook():
+    import torch
+    from mmengine.hooks import Hook
+    from mmengine.registry import HOOKS
+
+    @HOOKS.register_module(force=True)
+    class StepTimerHook(Hook):
+        """Wall-clock time of the iterations after ``warmup`` (device synchronised only at
+        both ends, so the host may run ahead as in a normal run) and their data time."""
+        priority = 'LOWEST'
+
+        def __init__(self, warmup=0):
+            self.warmup, self.start, self.end, self.data_times = warmup, None, None, []
+
+        def _now(self):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            return time.perf_counter()
+
+        def before_train(self, runner):
+            if self.warmup == 0:
+                self.start = self._now()
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            if runner.iter >= self.warmup:
+                self.data_times.append(runner.message_hub.get_scalar('train/data_time').current())
+            if runner.iter + 1 == self.warmup:
+                self.start = self._now()
+            if runner.iter + 1 == runner.max_iters:
+                self.end = self._now()
+
+    return StepTimerHook
+
+
+def runner_benchmark(args, flops=None):
+    """Time tools/train.py's path (Runner) on synthetic JPEGs; img/s, data time and MFU."""
+    import shutil
+    import tempfile
+    import torch
+    from mmengine.runner import Runner
+    import conmim_mm  # noqa: F401
+    device = setup(args)
+    if args.workers is None:
+        args.workers = max(1, min(14, (os.cpu_count() or 2) - 2))
+    scratch = tempfile.mkdtemp(prefix='conmim_bench_')
+    data_root = args.data_root or os.path.join(scratch, 'imagenet')
+    total_iters = args.warmup + args.iters
+    try:
+        write_jpegs(data_root, total_iters * args.batch_size)
+        register_timer_hook()
+        cfg, config = runner_config(args, data_root, os.path.join(scratch, 'work_dir'))
+        runner = Runner.from_cfg(cfg)
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(device)
+        runner.train()
+        timer = next(h for h in runner.hooks if type(h).__name__ == 'StepTimerHook')
+        if timer.end is None or timer.start is None:
+            raise RuntimeError(f'The runner did {runner.iter} iterations, fewer than '
+                               f'--warmup {args.warmup} + --iters {args.iters}.')
+        step = (timer.end - timer.start) / (runner.iter - args.warmup)
+        wrapper = runner.optim_wrapper
+        result = dict(
+            config=os.path.relpath(config, ROOT), step_s=step, img_per_s=args.batch_size / step,
+            data_time_s=sorted(timer.data_times)[len(timer.data_times) // 2],
+            iters_timed=runner.iter - args.warmup, workers=args.workers,
+            optim_wrapper=type(wrapper).__name__,
+            amp_dtype=str(getattr(wrapper, 'cast_dtype', None)),
+            loss_scaler=bool(getattr(getattr(wrapper, 'loss_scaler', None), 'is_enabled',
+                                     lambda: False)()),
+            compile=bool(cfg.get('compile')),
+            peak_mib=(torch.cuda.max_memory_allocated(device) / 2**20
+                      if device.type == 'cuda' else None))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if flops is not None:
+        result['tflops'] = flops / step / 1e12
+        peak = peak_flops(args, device) if device.type == 'cuda' else None
+        result['mfu'] = None if peak is None else flops / step / peak
+    print(f'runner: {result["img_per_s"]:8.2f} img/s  (step {step * 1000:.0f} ms over '
+          f'{result["iters_timed"]} iterations, median data_time {result["data_time_s"]:.4f} s'
+          + ('' if result.get('mfu') is None else f', MFU {100 * result["mfu"]:.1f}%')
+          + f', {result["optim_wrapper"]} {result["amp_dtype"]}'
+          + (', loss scaler' if result['loss_scaler'] else '') + ')')
+    return result
+
+
+def flops_per_step(args):
+    """FLOPs of one training step as the step mode counts them (stock assembly, autocast)."""
+    trainer = Trainer('stock', args, setup(args))
+    flops = count_flops(trainer)
+    del trainer
+    return flops
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.probe:
+        return probe_memory(args)
+    results = {}
+    if args.mode in ('step', 'both'):
+        results = step_benchmark(args, argv)
+    if args.mode in ('runner', 'both'):
+        flops = results.get('flops_per_step') or flops_per_step(args)
+        results.setdefault('flops_per_step', flops)
+        results['runner'] = runner_benchmark(args, flops)
+        if 'ours' in results:
+            gap = results['runner']['img_per_s'] / results['ours']['img_per_s']
+            results['runner']['vs_step'] = gap
+            print(f'runner / step (ours) = {gap:.2f}')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(results, f, indent=2)
-    print(f'speedup={speedup:.2f} memory_ratio=' + ('nan' if ratio is None else f'{ratio:.2f}'))
     return results
 
 

@@ -1,8 +1,11 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .compile_hook import CompileModelHook
+from .device_log_hook import DeviceLogRuntimeInfoHook
 from .divergence_guard_hook import (DivergenceGuardHook, NonFiniteCheckpointError,
                                     TrainingDivergedError, non_finite_tensors)
 from .epoch_seed_hook import EpochSeedHook
 from .knn_hook import KNNMonitorHook  # noqa: F401
 
-__all__ = ["AtomicCheckpointHook", "DivergenceGuardHook", "EpochSeedHook",
-           "NonFiniteCheckpointError", "TrainingDivergedError", "non_finite_tensors"]
+__all__ = ["AtomicCheckpointHook", "CompileModelHook", "DeviceLogRuntimeInfoHook",
+           "DivergenceGuardHook", "EpochSeedHook", "NonFiniteCheckpointError",
+           "TrainingDivergedError", "non_finite_tensors"]

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+IGNORE_INDEX = -100  # F.cross_entropy's default: rows with this label do not count
+
 
 @MODELS.register_module()
 class ConMIMHead(BaseModule):
@@ -15,6 +17,12 @@ class ConMIMHead(BaseModule):
     ``cos(pred[b, i], target[b, j]) / temperature`` and the label is i. The loss is the mean
     cross-entropy over all masked positions of the batch; the other patches of the same image,
     masked or not, are the negatives.
+
+    No step waits for the device: the masked rows are moved to the front by a stable sort
+    (static shape) instead of being selected by ``logits[mask]``, whose size only the device
+    knows, and the other rows carry the label ``IGNORE_INDEX``. ``F.cross_entropy`` then sums
+    the masked rows in the same order as before and divides by their number, so the loss and
+    its gradients are bit-identical to the boolean-mask selection (tests/test_head.py).
 
     Args:
         temperature (float): Softmax temperature tau. Defaults to 0.1 (the paper's value).
@@ -28,26 +36,39 @@ class ConMIMHead(BaseModule):
 
     def logits_and_labels(self, pred: torch.Tensor, target: torch.Tensor,
                           mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Logits (M, L) of the M masked patches and their labels (M,)."""
+        """Logits (B*L, L) and labels (B*L,): the M masked patches first, in mask order, then
+        the unmasked ones with the label ``IGNORE_INDEX``. Shapes never depend on the mask."""
         if pred.shape != target.shape or pred.dim() != 3:
             raise ValueError(f'pred and target must both be (B, L, C), got {tuple(pred.shape)} '
                              f'and {tuple(target.shape)}.')
-        mask = mask.reshape(pred.shape[:2]).bool()
+        B, L = pred.shape[:2]
+        masked = mask.reshape(B * L).bool()
         pred = F.normalize(pred.float(), dim=-1)
         target = F.normalize(target.float(), dim=-1)
         logits = torch.bmm(pred, target.transpose(1, 2)) / self.temperature  # (B, L, L)
-        labels = torch.arange(pred.shape[1], device=pred.device).expand_as(mask)
-        return logits[mask], labels[mask]
+        labels = torch.arange(L, device=pred.device).repeat(B)
+        labels = torch.where(masked, labels, IGNORE_INDEX)
+        masked_first = torch.argsort((~masked).to(torch.uint8), stable=True)
+        return logits.reshape(B * L, L)[masked_first], labels[masked_first]
+
+    def _check_some_masked(self, mask: torch.Tensor) -> None:
+        message = 'The mask selects no patch: ConMIM needs masked patches to learn.'
+        if mask.device.type == 'cpu' and not torch.compiler.is_compiling():
+            if not mask.any():
+                raise ValueError(message)
+        else:  # checked on the device, without waiting for it
+            torch._assert_async(mask.any(), message)
 
     def loss_and_accuracy(self, pred: torch.Tensor, target: torch.Tensor,
                           mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The loss and how often a masked token's best match is its own teacher patch."""
         logits, labels = self.logits_and_labels(pred, target, mask)
-        if labels.numel() == 0:
-            raise ValueError('The mask selects no patch: ConMIM needs masked patches to learn.')
-        loss = F.cross_entropy(logits, labels)
+        self._check_some_masked(mask)
+        loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
         with torch.no_grad():
-            accuracy = (logits.argmax(dim=1) == labels).float().mean()
+            counted = labels != IGNORE_INDEX
+            hits = (logits.argmax(dim=1) == labels) & counted
+            accuracy = hits.sum().float() / counted.sum().float()
         return loss, accuracy
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

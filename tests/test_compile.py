@@ -1,0 +1,108 @@
+"""torch.compile of the ConMIM step: no graph break in the encoders and the loss, and
+``compile=True`` through tools/train.py (issue 9 §1, §3)."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=64)
+
+
+def build_conmim(**kwargs):
+    model = MODELS.build(dict(
+        type='ConMIM',
+        backbone=dict(type='ConMIMViT', arch=TINY, img_size=32, patch_size=8, out_type='raw',
+                      final_norm=True, use_rel_pos_bias=False, use_shared_rel_pos_bias=True),
+        neck=dict(type='NonLinearNeck', in_channels=32, hid_channels=64, out_channels=16,
+                  num_layers=3, with_bias=False, with_last_bn=True, with_last_bn_affine=False,
+                  with_avg_pool=False, norm_cfg=dict(type='BN1d')),
+        head=dict(type='ConMIMHead', temperature=0.1), **kwargs))
+    model.init_weights()
+    return model
+
+
+def views_and_mask(B=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    views = [torch.randn(B, 3, 32, 32, generator=g) for _ in range(2)]
+    mask = torch.rand(B, 16, generator=g) < torch.rand(B, 1, generator=g)  # varying counts
+    mask[:, 0] = True
+    return views, mask
+
+
+def graph_breaks(fn, *args):
+    torch._dynamo.reset()
+    return torch._dynamo.explain(fn)(*args).graph_break_count
+
+
+def test_no_graph_break_in_student_and_teacher_encoders_and_head(max_iters):
+    model = build_conmim()
+    (student_view, teacher_view), mask = views_and_mask()
+    assert graph_breaks(model._encode, model.backbone, model.neck, student_view, mask) == 0
+    teacher = model.teacher.module
+    with torch.no_grad():
+        assert graph_breaks(model._encode, teacher['backbone'], teacher['neck'], teacher_view) == 0
+    pred = model._encode(model.backbone, model.neck, student_view, mask)
+    target = pred.detach().flip(0)
+    assert graph_breaks(model.head.loss_and_accuracy, pred, target, mask) == 0
+
+
+def test_full_conmim_loss_compiles_as_one_graph(max_iters):
+    """Student and teacher encoders plus the InfoNCE, as one graph (``fullgraph=True``):
+    nothing in the step needs the host, whatever the number of masked patches."""
+    model = build_conmim()
+    compiled = torch.compile(model.contrastive_loss, fullgraph=True, backend='eager')
+    for seed in range(2):
+        (student_view, teacher_view), mask = views_and_mask(seed=seed)
+        losses = compiled(student_view, teacher_view, mask)
+        expected = model.contrastive_loss(student_view, teacher_view, mask)
+        assert torch.equal(losses[0], expected[0])
+
+
+def test_train_py_compile_true_trains_and_writes_a_checkpoint(tmp_path, fashion_mnist):
+    """The demo config with mmengine's switch (``compile``) through tools/train.py, at a
+    few iterations. ``compile=dict(backend='aot_eager')`` runs all of torch.compile (dynamo and the
+    autograd graph) except inductor's code generation, which takes minutes on 2 CPU cores;
+    plain ``compile=True`` was run by hand (docs/benchmarks.md)."""
+    cmd = [sys.executable, 'tools/train.py', 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py',
+           '--work-dir', str(tmp_path), '--cfg-options', 'compile.backend=aot_eager', 'train_dataloader.dataset.indices=32',
+           'train_dataloader.batch_size=16', 'train_dataloader.num_workers=0',
+           'train_cfg.max_epochs=1', 'model.backbone.arch.num_layers=2',
+           'default_hooks.logger.interval=1']
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'torch.compile(contrastive_loss) of ConMIM' in proc.stdout + proc.stderr
+    assert os.path.exists(tmp_path / 'epoch_1.pth')
+    state = torch.load(tmp_path / 'epoch_1.pth', map_location='cpu')['state_dict']
+    assert not any('_orig_mod' in key for key in state)  # checkpoint keys unchanged
+
+
+def test_compile_false_turns_a_config_default_off():
+    from mmengine.config import Config
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import train
+    cfg = Config(dict(compile=True, custom_hooks=[]))
+    train.compile_model(cfg)
+    assert 'compile' not in cfg and cfg.custom_hooks[-1]['type'] == 'CompileModelHook'
+    cfg = Config(dict(compile=False, custom_hooks=[]))
+    train.compile_model(cfg)
+    assert 'compile' not in cfg and cfg.custom_hooks == []
+
+
+def test_fine_tuning_classifier_features_compile_without_graph_break():
+    """What ``compile=True`` compiles for cls/seg/det configs: ``extract_feat`` (the ConMIMViT
+    backbone, with drop path and relative position bias as in fine-tuning)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'))
+    cfg.model.backbone.arch = dict(embed_dims=32, num_layers=2, num_heads=4,
+                                   feedforward_channels=64)
+    cfg.model.backbone.pop('init_cfg', None)
+    cfg.model.head.in_channels = 32
+    model = MODELS.build(cfg.model).train()
+    images = torch.randn(2, 3, 28, 28)
+    assert graph_breaks(model.extract_feat, images) == 0
