@@ -7,7 +7,9 @@ from unittest import mock
 import pytest
 import torch
 from mmengine.config import Config
+from torch.utils._pytree import tree_flatten
 
+from conmim_mm.engine.hooks import divergence_guard_hook
 from conmim_mm.engine.hooks import (DivergenceGuardHook, NonFiniteCheckpointError,
                                     TrainingDivergedError, non_finite_tensors)
 from tests.test_train_e2e import ROOT, _config_with_hooks, step_losses, train
@@ -40,6 +42,129 @@ def test_guard_tolerates_a_transient_non_finite_loss_and_stops_a_lasting_one():
     message = str(err.value)
     assert 'iteration 7' in message and 'nan' in message and 'since iteration 5' in message
     assert 'lower the learning rate' in message and 'clip' in message and 'bf16' in message
+
+
+HOST_READS = {'item', '__float__', '__int__', '__bool__', '__index__', 'tolist', 'numpy', 'cpu'}
+
+
+class StepTensor(torch.Tensor):
+    """A loss that remembers the training step that computed it, as does every tensor derived
+    from it; reading one on the host is recorded as (its step, the step being trained)."""
+    host_reads = []
+    current_step = 0
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        steps = [t.step for t in tree_flatten((args, kwargs))[0] if isinstance(t, StepTensor)]
+        name = getattr(func, '__name__', '')
+        if name in HOST_READS or (name == 'to' and 'cpu' in f'{args[1:]}{kwargs}'):
+            cls.host_reads.append((max(steps), cls.current_step))
+        with torch._C.DisableTorchFunctionSubclass():
+            out = func(*args, **kwargs)
+            if isinstance(out, torch.Tensor) and steps:
+                out = out.as_subclass(cls)
+                out.step = max(steps)
+        return out
+
+
+def step_loss(step, value):
+    loss = torch.tensor(value).as_subclass(StepTensor)
+    loss.step = step
+    return loss
+
+
+class FakeCudaEvent:
+    """Stands for the CUDA event of the host copy that the hook starts on a GPU."""
+    waits = []
+
+    def __init__(self, step):
+        self.step = step
+
+    def synchronize(self):
+        FakeCudaEvent.waits.append((self.step, StepTensor.current_step))
+
+
+@pytest.fixture
+def gpu_like(monkeypatch):
+    """The hook's host copies behave as on CUDA (done only after their event); host reads,
+    event waits and device synchronisations are recorded."""
+    StepTensor.host_reads, FakeCudaEvent.waits = [], []
+    device_syncs = []
+    monkeypatch.setattr(divergence_guard_hook, 'start_host_copy',
+                        lambda values: (values, FakeCudaEvent(values.step)), raising=False)
+    monkeypatch.setattr(torch.cuda, 'synchronize', lambda *a, **k: device_syncs.append(a))
+    return device_syncs
+
+
+@pytest.mark.parametrize('world_size', [1, 2])
+def test_guard_never_waits_for_the_step_it_checks(gpu_like, monkeypatch, world_size):
+    """Issue 9 §3: no host-device synchronisation in the step. At iteration k the guard reads
+    (on the host) only values of iteration k-1, whose copy finished while step k was queued;
+    the old guard read float(loss) of iteration k (and flag.item() after the all_reduce)."""
+    reduced = []
+    monkeypatch.setattr(divergence_guard_hook, 'get_world_size', lambda: world_size)
+    monkeypatch.setattr(divergence_guard_hook, 'all_reduce',
+                        lambda data, op: reduced.append((getattr(data, 'step', None), op)))
+    hook = DivergenceGuardHook(patience=3)
+    runner = fake_runner()
+    for i, value in enumerate([1.0, float('nan'), 2.0, float('inf'), 3.0, 4.0]):
+        runner.iter, StepTensor.current_step = i, i + 1
+        hook.after_train_iter(runner, i, outputs=dict(loss=step_loss(i + 1, value)))
+    assert StepTensor.host_reads, 'the flags are read on the host'
+    assert all(step < current for step, current in StepTensor.host_reads), \
+        f'(step read, step being trained): {StepTensor.host_reads}'
+    assert FakeCudaEvent.waits, 'a flag is read only once its copy is done'
+    assert all(step < current for step, current in FakeCudaEvent.waits), FakeCudaEvent.waits
+    assert gpu_like == []
+    assert reduced == ([(i, 'max') for i in range(1, 7)] if world_size > 1 else [])
+    assert [call.args[0].split(':')[0] for call in runner.logger.warning.call_args_list] == \
+        ['Iteration 2', 'Iteration 4']
+
+
+@pytest.mark.parametrize('flush_at', ['next_iteration', 'before_save_checkpoint',
+                                      'after_train_epoch', 'after_train'])
+def test_lagged_check_names_the_diverged_iteration_and_stops_before_any_save(gpu_like,
+                                                                             flush_at):
+    """One step late on a GPU, the stop still names the iteration of the non-finite loss; the
+    last iterations' flags are read before a checkpoint is written and when training ends."""
+    hook = DivergenceGuardHook(patience=3)
+    runner = fake_runner()
+    for i, value in enumerate([1.0, float('nan'), float('nan'), float('nan')]):
+        runner.iter = i
+        hook.after_train_iter(runner, i, outputs=dict(loss=step_loss(i + 1, value)))
+    runner.iter = 4
+    flush = {
+        'next_iteration': lambda: hook.after_train_iter(
+            runner, 4, outputs=dict(loss=step_loss(5, 1.0))),
+        'before_save_checkpoint': lambda: hook.before_save_checkpoint(
+            runner, dict(meta=dict(iter=4), state_dict={'w': torch.ones(1)})),
+        'after_train_epoch': lambda: hook.after_train_epoch(runner),
+        'after_train': lambda: hook.after_train(runner)}[flush_at]
+    with pytest.raises(TrainingDivergedError) as err:
+        flush()
+    assert 'the loss is nan at iteration 4 ' in str(err.value)
+    assert 'since iteration 2 (3 iterations in a row' in str(err.value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_guard_on_cuda_makes_no_synchronising_call_in_the_step():
+    """On a GPU: torch's sync debug mode raises on any synchronising CUDA call (the old
+    guard's float(loss) did); the run still stops, naming the first iteration of the streak."""
+    hook = DivergenceGuardHook(patience=2)
+    runner = fake_runner()
+    losses = [torch.tensor(v, device='cuda') for v in (1.0, float('nan'), float('nan'), 2.0)]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode('error')
+    try:
+        for i in range(3):
+            runner.iter = i
+            hook.after_train_iter(runner, i, outputs=dict(loss=losses[i]))
+    finally:
+        torch.cuda.set_sync_debug_mode('default')
+    runner.iter = 3
+    with pytest.raises(TrainingDivergedError, match='at iteration 3 .* since iteration 2 '):
+        hook.after_train_iter(runner, 3, outputs=dict(loss=losses[3]))
 
 
 def test_guard_refuses_to_save_non_finite_weights_or_optimizer_state():

@@ -1,6 +1,6 @@
 """Stop a diverged run instead of training (and saving) NaN weights to the end."""
-import math
-from typing import Iterator, List, Optional, Tuple
+from collections import deque
+from typing import Deque, Iterator, List, Optional, Tuple
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
@@ -38,6 +38,21 @@ def non_finite_tensors(state) -> List[str]:
     return [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
 
 
+def start_host_copy(values: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.cuda.Event]]:
+    """Start copying ``values`` to the host without waiting for the device.
+
+    On CUDA: a non-blocking copy into pinned memory and an event that completes with it (read
+    the copy after ``event.synchronize()``). Elsewhere the values are returned as they are, with
+    no event: on the CPU they are already on the host."""
+    if values.device.type != 'cuda':
+        return values, None
+    host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+    host.copy_(values, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record(torch.cuda.current_stream(values.device))
+    return host, event
+
+
 HINTS = ('lower the learning rate (optim_wrapper.optimizer.lr), clip gradients '
          '(optim_wrapper.clip_grad=dict(max_norm=3.0)), lengthen the warm-up, train in fp32 or '
          'bf16 instead of fp16 (AmpOptimWrapper dtype=\'bfloat16\'), and check the data')
@@ -62,6 +77,14 @@ class DivergenceGuardHook(Hook):
     In distributed runs the ranks agree on the decision (one scalar ``all_reduce`` per
     iteration), so they stop together instead of leaving some waiting in a collective.
 
+    No host-device synchronisation in the step: the flag of iteration ``k`` (NaN/Inf loss,
+    computed and all-reduced on the device) is copied to pinned host memory without blocking,
+    and read at iteration ``k + 1`` after that copy's CUDA event, which waits for step ``k``
+    only, never for step ``k + 1``. So on CUDA a run stops one iteration after the
+    ``patience``-th non-finite loss, naming that loss's iteration; pending flags are read
+    before every checkpoint save and at the end of each epoch and of training, so a divergence
+    in the last iterations is caught and never saved. On the CPU the flag is read at once.
+
     Args:
         patience (int): Consecutive non-finite losses that stop the run. Defaults to 3.
         check_checkpoints (bool): Check tensors before each save. Defaults to True.
@@ -76,9 +99,12 @@ class DivergenceGuardHook(Hook):
         self.streak = 0
         self.first_bad_iter: Optional[int] = None
         self.last_loss = float('nan')
+        # (iteration, [non-finite flag, loss] on the host or on its way there, CUDA event)
+        self.pending: Deque[Tuple[int, torch.Tensor, Optional[torch.cuda.Event]]] = deque()
 
     def before_train(self, runner) -> None:
         self.streak, self.first_bad_iter = 0, None
+        self.pending.clear()
 
     @staticmethod
     def _loss_of(outputs) -> Optional[torch.Tensor]:
@@ -89,26 +115,45 @@ class DivergenceGuardHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         loss = self._loss_of(outputs)
-        if loss is None:
-            return
-        value = float(loss.float().mean())
-        bad = not math.isfinite(value)
-        if get_world_size() > 1:  # same decision on every rank
-            flag = torch.tensor(float(bad), device=loss.device)
-            all_reduce(flag, op='max')
-            bad = bool(flag.item() > 0)
+        if loss is not None:
+            loss = loss.float().mean()
+            bad = (~torch.isfinite(loss)).float()
+            if get_world_size() > 1:  # same decision on every rank (NCCL: asynchronous)
+                all_reduce(bad, op='max')
+            self.pending.append((runner.iter + 1, *start_host_copy(torch.stack([bad, loss]))))
+        # Read the flags whose copy is done without waiting for this step: on the CPU that is
+        # this step's; on CUDA the previous step's (its event has normally completed already).
+        while self.pending and (self.pending[0][2] is None or len(self.pending) > 1):
+            self._check(runner, *self.pending.popleft())
+
+    def flush(self, runner) -> None:
+        """Read every pending flag (waits for the GPU): before a save and at the end."""
+        while self.pending:
+            self._check(runner, *self.pending.popleft())
+
+    def after_train_epoch(self, runner) -> None:
+        self.flush(runner)
+
+    def after_train(self, runner) -> None:
+        self.flush(runner)
+
+    def _check(self, runner, iteration: int, values: torch.Tensor, event) -> None:
+        """Count iteration ``iteration``'s flag into the streak; stop at ``patience``."""
+        if event is not None:
+            event.synchronize()  # waits for that step's copy only
+        bad, value = values.tolist()
         if not bad:
             self.streak, self.first_bad_iter = 0, None
             return
         self.streak += 1
         self.last_loss = value
         if self.first_bad_iter is None:
-            self.first_bad_iter = runner.iter + 1
+            self.first_bad_iter = iteration
         runner.logger.warning(
-            f'Iteration {runner.iter + 1}: the loss is {value} (non-finite {self.streak} of '
+            f'Iteration {iteration}: the loss is {value} (non-finite {self.streak} of '
             f'{self.patience} times in a row before the run is stopped).')
         if self.streak >= self.patience:
-            self._stop(runner, value, runner.iter + 1)
+            self._stop(runner, value, iteration)
 
     def _stop(self, runner, loss: float, iteration: int, note: str = '') -> None:
         lrs = runner.optim_wrapper.get_lr() if hasattr(runner.optim_wrapper, 'get_lr') else {}
@@ -124,6 +169,7 @@ class DivergenceGuardHook(Hook):
         raise TrainingDivergedError(message)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        self.flush(runner)  # a divergence in the last iterations stops the run before the save
         if not self.check_checkpoints:
             return
         bad = non_finite_tensors({k: checkpoint[k] for k in ('state_dict', 'optimizer')
