@@ -106,3 +106,27 @@ def test_fine_tuning_classifier_features_compile_without_graph_break():
     model = MODELS.build(cfg.model).train()
     images = torch.randn(2, 3, 28, 28)
     assert graph_breaks(model.extract_feat, images) == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_training_step_makes_no_synchronising_call_on_cuda(max_iters):
+    """The whole mmengine training step (data preprocessor, student + teacher forward, EMA,
+    InfoNCE, backward, fused AdamW) under ``set_sync_debug_mode('error')``: any ``.item()``,
+    boolean-mask indexing or other call that makes the host wait for the GPU raises."""
+    from mmengine.optim import build_optim_wrapper
+    model = build_conmim(data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0.] * 3,
+                                                std=[1.] * 3)).cuda()
+    optim_wrapper = build_optim_wrapper(model, dict(
+        type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, fused=True)))
+    (student_view, teacher_view), mask = views_and_mask()
+    samples = [DataSample().set_mask(m.view(4, 4).cuda()) for m in mask]
+    data = dict(inputs=[student_view.cuda(), teacher_view.cuda()], data_samples=samples)
+    model.train_step(data, optim_wrapper)  # the first EMA update reads its step counter once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode('error')
+    try:
+        for _ in range(2):
+            log_vars = model.train_step(data, optim_wrapper)
+    finally:
+        torch.cuda.set_sync_debug_mode('default')
+    assert torch.isfinite(log_vars['loss']).item()
