@@ -10,7 +10,9 @@ data_preprocessor = dict(
     type='SelfSupDataPreprocessor',
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
-    to_rgb=True)
+    to_rgb=True,
+    # The batch (pinned by the dataloader) is copied without making the host wait for the GPU.
+    non_blocking=True)
 
 strong_view = [
     dict(type='RandomApply',
