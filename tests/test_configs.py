@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -84,7 +85,6 @@ def _fashion_mnist_eval_datasets(cfg):
     'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py',
     'configs/benchmarks/conmim_vit-t-p4_fashion-mnist_bench.py',
     'configs/benchmarks/mae_vit-t-p4_fashion-mnist.py',
-    'configs/benchmarks/finetune_vit-t-p4_fashion-mnist.py',
     'configs/benchmarks/finetune_mae-vit-t-p4_fashion-mnist.py',
 ])
 def test_fashion_mnist_evaluation_reads_the_test_images(path, fashion_mnist):
@@ -114,3 +114,43 @@ def test_fashion_mnist_path_check_knows_the_idx_files(tmp_path, fashion_mnist):
     check_dataset_paths(dict(type='FashionMNIST', data_root=str(partial)))
     with pytest.raises(DatasetNotFoundError, match='t10k-images-idx3-ubyte'):
         check_dataset_paths(dict(type='FashionMNIST', data_root=str(partial), split='test'))
+
+
+# --------------------------------------------------------------------------- config structure
+VIT_B_SHAPES = os.path.join(ROOT, 'tests', 'fixtures', 'vit_b_state_shapes_817aadb.json')
+
+
+@pytest.mark.skipif(os.environ.get('CONMIM_SKIP_SLOW') == '1', reason='builds 7 ViT-B models')
+@pytest.mark.parametrize('path', sorted(json.load(open(VIT_B_SHAPES))))
+def test_vit_b_configs_build_the_models_they_built_before_the_bases(path):
+    """Every ViT-B config gives the model (state-dict names and shapes) it gave at commit
+    817aadb, before the configs were rebuilt on configs/_base_/ (fixture written by building
+    the configs of that commit)."""
+    from mmengine.registry import DefaultScope
+    expected = json.load(open(VIT_B_SHAPES))[path]
+    cfg = Config.fromfile(os.path.join(ROOT, path))
+    scope = cfg.get('default_scope', 'mmpretrain')
+    if cfg.get('data_preprocessor') is not None:
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    if scope == 'mmseg':
+        import conmim_mm.seg  # noqa: F401
+        from mmseg.registry import MODELS as registry
+    elif scope == 'mmdet':
+        import conmim_mm.det  # noqa: F401
+        from mmdet.registry import MODELS as registry
+    else:
+        registry = MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(cfg.model)
+    got = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert got == expected
+
+
+def test_demo_pretraining_and_fine_tuning_share_one_architecture():
+    pretrain = Config.fromfile(os.path.join(
+        ROOT, 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py')).model.backbone
+    for path in ('configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py',
+                 'configs/benchmarks/finetune_mae-vit-t-p4_fashion-mnist.py',
+                 'configs/benchmarks/mae_vit-t-p4_fashion-mnist.py'):
+        backbone = Config.fromfile(os.path.join(ROOT, path)).model.backbone
+        assert backbone.arch == pretrain.arch and backbone.patch_size == pretrain.patch_size, path
