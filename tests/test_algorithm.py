@@ -1,29 +1,10 @@
-import copy
 import math
 
 import pytest
 import torch
-from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-TINY = dict(embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=64)
-
-
-def build_conmim(img_size=32, patch_size=8, **kwargs):
-    cfg = dict(
-        type='ConMIM',
-        backbone=dict(type='ConMIMViT', arch=TINY, img_size=img_size, patch_size=patch_size,
-                      out_type='raw', final_norm=True, use_rel_pos_bias=False,
-                      use_shared_rel_pos_bias=True),
-        neck=dict(type='NonLinearNeck', in_channels=32, hid_channels=64, out_channels=16,
-                  num_layers=3, with_bias=False, with_last_bn=True, with_last_bn_affine=False,
-                  with_avg_pool=False, norm_cfg=dict(type='BN1d')),
-        head=dict(type='ConMIMHead', temperature=0.1),
-        data_preprocessor=dict(type='SelfSupDataPreprocessor', mean=[0.] * 3, std=[1.] * 3),
-        **kwargs)
-    model = MODELS.build(cfg)
-    model.init_weights()
-    return model
+from .helpers.tiny_models import build_conmim
 
 
 def batch(B=4, img_size=32, grid=4, num_masked=6, seed=0):
@@ -142,16 +123,6 @@ def test_fused_ema_resumes_from_a_state_dict(max_iters):
     assert resumed.last_momentum == pytest.approx(ema.last_momentum)
     for a, b in zip(resumed.module.state_dict().values(), ema.module.state_dict().values()):
         torch.testing.assert_close(a, b)
-
-
-def test_backward_does_not_change_teacher(max_iters):
-    model = build_conmim()
-    views, samples = batch()
-    loss = model.loss(views, samples)['loss']
-    before = copy.deepcopy(model.teacher.module.state_dict())
-    loss.backward()
-    for k, v in model.teacher.module.state_dict().items():
-        torch.testing.assert_close(v, before[k])
 
 
 def test_train_step_and_extract_feat(max_iters):

@@ -6,7 +6,8 @@ import os
 import pytest
 import torch
 
-from conmim_mm.engine.hooks.knn_hook import KNNMonitorHook, knn_top1, pool_tokens
+from conmim_mm.engine.hooks.knn_hook import KNNMonitorHook
+from conmim_mm.evaluation import knn_top1, pool_tokens
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py')

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -84,7 +85,6 @@ def _fashion_mnist_eval_datasets(cfg):
     'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py',
     'configs/benchmarks/conmim_vit-t-p4_fashion-mnist_bench.py',
     'configs/benchmarks/mae_vit-t-p4_fashion-mnist.py',
-    'configs/benchmarks/finetune_vit-t-p4_fashion-mnist.py',
     'configs/benchmarks/finetune_mae-vit-t-p4_fashion-mnist.py',
 ])
 def test_fashion_mnist_evaluation_reads_the_test_images(path, fashion_mnist):
@@ -114,3 +114,82 @@ def test_fashion_mnist_path_check_knows_the_idx_files(tmp_path, fashion_mnist):
     check_dataset_paths(dict(type='FashionMNIST', data_root=str(partial)))
     with pytest.raises(DatasetNotFoundError, match='t10k-images-idx3-ubyte'):
         check_dataset_paths(dict(type='FashionMNIST', data_root=str(partial), split='test'))
+
+
+# --------------------------------------------------------------------------- config structure
+VIT_B_SHAPES = os.path.join(ROOT, 'tests', 'fixtures', 'vit_b_state_shapes_817aadb.json')
+
+
+@pytest.mark.skipif(os.environ.get('CONMIM_SKIP_SLOW') == '1', reason='builds 7 ViT-B models')
+@pytest.mark.parametrize('path', sorted(json.load(open(VIT_B_SHAPES))))
+def test_vit_b_configs_build_the_models_they_built_before_the_bases(path):
+    """Every ViT-B config gives the model (state-dict names and shapes) it gave at commit
+    817aadb, before the configs were rebuilt on configs/_base_/ (fixture written by building
+    the configs of that commit)."""
+    from mmengine.registry import DefaultScope
+    expected = json.load(open(VIT_B_SHAPES))[path]
+    cfg = Config.fromfile(os.path.join(ROOT, path))
+    scope = cfg.get('default_scope', 'mmpretrain')
+    if cfg.get('data_preprocessor') is not None:
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    if scope == 'mmseg':
+        import conmim_mm.seg  # noqa: F401
+        from mmseg.registry import MODELS as registry
+    elif scope == 'mmdet':
+        import conmim_mm.det  # noqa: F401
+        from mmdet.registry import MODELS as registry
+    else:
+        registry = MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(cfg.model)
+    got = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert got == expected
+
+
+def test_demo_pretraining_and_fine_tuning_share_one_architecture():
+    pretrain = Config.fromfile(os.path.join(
+        ROOT, 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py')).model.backbone
+    for path in ('configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py',
+                 'configs/benchmarks/finetune_mae-vit-t-p4_fashion-mnist.py',
+                 'configs/benchmarks/mae_vit-t-p4_fashion-mnist.py'):
+        backbone = Config.fromfile(os.path.join(ROOT, path)).model.backbone
+        assert backbone.arch == pretrain.arch and backbone.patch_size == pretrain.patch_size, path
+
+
+@pytest.mark.parametrize('path,scale', [
+    ('configs/pretrain/conmim_vit-b.py', 0.1), ('configs/pretrain/conmim_vit-l.py', 1e-5),
+    ('configs/pretrain/conmim_vit-t-p4_fashion-mnist.py', 0.1)])
+def test_pretraining_init_follows_the_official_code(path, scale):
+    """trunc_normal_(std=.02, a=-.02, b=.02) for the ViT's and the projector's Linear layers
+    (official modeling_pretrain.py), cls and mask tokens included."""
+    cfg = Config.fromfile(os.path.join(ROOT, path))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    assert model.backbone.layers[0].gamma_1.flatten()[0].item() == pytest.approx(scale)
+    linears = [m for m in (*model.backbone.modules(), *model.neck.modules())
+               if isinstance(m, torch.nn.Linear)]
+    assert len(linears) >= 4 * len(model.backbone.layers) + 3
+    tensors = [model.backbone.cls_token, model.backbone.mask_token,
+               model.backbone.patch_embed.projection.weight] + [m.weight for m in linears]
+    for t in tensors:
+        assert t.abs().max() <= 0.02 + 1e-7
+    first = model.neck.fc0.weight
+    assert 0.005 < first.std().item() < 0.0125  # +-1 sigma truncation: std 0.54 x 0.02
+
+
+def test_recipes_match_their_sources():
+    def load(path):
+        return Config.fromfile(os.path.join(ROOT, 'configs', path))
+    vit_l = load('cls/conmim_vit-l_ft_in1k.py')  # MAE ViT-L: blr 1e-3 x 1024 / 256
+    assert vit_l.optim_wrapper.optimizer.lr == 4e-3 and vit_l.train_dataloader.batch_size == 128
+    assert vit_l.optim_wrapper.paramwise_cfg.layer_decay_rate == 0.75
+    assert vit_l.model.backbone.drop_path_rate == 0.2 and vit_l.train_cfg.max_epochs == 50
+    assert load('seg/conmim_vit-l_upernet_ade20k.py').model.backbone.drop_path_rate == 0.2
+    for size, arch, epochs in (('s', 'small', 10), ('b', 'base', 10), ('l', 'large', 5)):
+        cfg = load(f'cls/conmim_vit-{size}_ft_in1k-384px.py')
+        assert cfg.model.backbone.arch == arch and cfg.model.backbone.img_size == 384
+        assert cfg.train_cfg.max_epochs == epochs  # 10 % of the 224 schedule
+    for path in ('det/conmim_vit-b_mask-rcnn_coco.py', 'det/conmim_vit-s_mask-rcnn_coco.py',
+                 'det/conmim_vit-l_mask-rcnn_coco.py'):
+        assert "not the paper's" in open(os.path.join(ROOT, 'configs', path)).read()

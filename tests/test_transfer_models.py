@@ -10,7 +10,8 @@ from mmengine.registry import DefaultScope
 
 from conmim_mm.models.utils.relative_position import resize_bias_table
 
-from .test_transfer_units import TINY, save_pretraining_checkpoint
+from .helpers.tiny_models import TINY_TRANSFER as TINY
+from .helpers.tiny_models import save_pretraining_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {

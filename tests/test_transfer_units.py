@@ -8,16 +8,15 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 from conmim_mm.models.utils.pretrained import PretrainedMismatchError
 from conmim_mm.models.utils.relative_position import resize_bias_table
 
+from .helpers.tiny_models import TINY_TRANSFER as TINY
+from .helpers.tiny_models import save_pretraining_checkpoint
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# A 4-block, 64-wide ViT with 16-px patches: the shapes of the real recipes at a fraction of the cost.
-TINY = dict(embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=128)
 
 
 def load_tool(name):
@@ -26,30 +25,6 @@ def load_tool(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def build_pretrainer(config='configs/pretrain/conmim_vit-b.py', arch=None, **backbone):
-    """The model of a pretraining config (optionally with another ``arch``), its teacher moved
-    away from the student as after training."""
-    cfg = Config.fromfile(os.path.join(ROOT, config))
-    if arch is not None:
-        cfg.model.backbone.arch = arch
-        cfg.model.neck.update(in_channels=arch['embed_dims'], hid_channels=128, out_channels=32)
-    cfg.model.backbone.update(backbone)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(cfg.model)
-        model.init_weights()
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in model.teacher.module.parameters():
-            p.add_(torch.randn(p.shape, generator=gen) * 0.02)
-    return model
-
-
-def save_pretraining_checkpoint(path, **kwargs):
-    model = build_pretrainer(**kwargs)
-    torch.save({'state_dict': model.state_dict(), 'meta': dict(epoch=1)}, str(path))
-    return model
 
 
 def downstream_backbone(checkpoint, prefix='backbone.', arch=TINY, **kwargs):

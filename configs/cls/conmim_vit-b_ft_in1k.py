@@ -12,34 +12,20 @@
 # tools/model_converters/extract_backbone.py, or a pretraining checkpoint with
 # model.backbone.init_cfg.prefix=teacher.module.backbone.
 _base_ = [
+    '../_base_/models/conmim_vit-b-p16_downstream.py',
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['conmim_mm'], allow_failed_imports=False)
-
-embed_dims = 768
 model = dict(
     type='ImageClassifier',
-    backbone=dict(
-        type='ConMIMViT',
-        arch='base',
-        img_size=224,
-        patch_size=16,
-        drop_path_rate=0.1,
-        out_type='avg_featmap',  # mean of the patch tokens, then a fresh LayerNorm (fc_norm)
-        final_norm=False,
-        layer_scale_init_value=0.1,
-        use_abs_pos_emb=False,
-        use_rel_pos_bias=True,
-        use_shared_rel_pos_bias=False,
-        with_mask_token=False,
-        init_cfg=dict(type='Pretrained', checkpoint='', prefix='backbone.')),
+    # mean of the patch tokens, then a fresh LayerNorm (fc_norm)
+    backbone=dict(_base_.conmim_backbone, out_type='avg_featmap'),
     neck=None,
     head=dict(
         type='LinearClsHead',
         num_classes=1000,
-        in_channels=embed_dims,
+        in_channels=_base_.embed_dims,
         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
         init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.02 * 1e-3)]),
     train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
@@ -48,16 +34,8 @@ train_dataloader = dict(batch_size=128)
 val_dataloader = dict(batch_size=128)
 test_dataloader = val_dataloader
 
-optim_wrapper = dict(
-    type='AmpOptimWrapper',
-    loss_scale='dynamic',
-    optimizer=dict(type='AdamW', lr=4e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05),
-    constructor='BackboneLayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(
-        _delete_=True,
-        layer_decay_rate=0.65,
-        norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.,
-        custom_keys={'.cls_token': dict(decay_mult=0.), '.pos_embed': dict(decay_mult=0.)}))
+# (no gradient clipping: the official command passes no --clip_grad, default None)
+optim_wrapper = dict(_base_.layer_decay_optim_wrapper, _delete_=True)
 
 max_epochs = 100
 warmup_epochs = 20

@@ -7,37 +7,26 @@
 #   python tools/train.py configs/cls/conmim_vit-b_linear_in1k.py \
 #       --cfg-options model.backbone.init_cfg.checkpoint=PRETRAIN.pth
 _base_ = [
+    '../_base_/models/conmim_vit-b-p16_downstream.py',
     'mmpretrain::_base_/datasets/imagenet_bs32_pil_resize.py',
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['conmim_mm'], allow_failed_imports=False)
-
-embed_dims = 768
 model = dict(
     type='ImageClassifier',
     backbone=dict(
-        type='ConMIMViT',
-        arch='base',
-        img_size=224,
-        patch_size=16,
-        out_type='featmap',
+        _base_.conmim_backbone,
+        drop_path_rate=0.,
         final_norm=True,
-        frozen_stages=12,  # every block and the final norm
-        layer_scale_init_value=0.1,
-        use_abs_pos_emb=False,
-        use_rel_pos_bias=True,  # per-block copies of the shared table, frozen with the blocks
-        use_shared_rel_pos_bias=False,
-        with_mask_token=False,
-        init_cfg=dict(type='Pretrained', checkpoint='', prefix='backbone.')),
+        frozen_stages=12),  # every block (and its relative position table) and the final norm
     neck=[
         dict(type='GlobalAveragePooling'),
-        dict(type='ClsBatchNormNeck', input_features=embed_dims),
+        dict(type='ClsBatchNormNeck', input_features=_base_.embed_dims),
     ],
     head=dict(
         type='LinearClsHead',
         num_classes=1000,
-        in_channels=embed_dims,
+        in_channels=_base_.embed_dims,
         loss=dict(type='CrossEntropyLoss'),
         init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.01)]))
 

@@ -1,44 +1,44 @@
-# The embedded demo's downstream step: fine-tune the ViT-T/4 pretrained by
-# configs/pretrain/conmim_vit-t-p4_fashion-mnist.py on Fashion-MNIST's labels (60k train, 10k
-# test) and evaluate top-1 with mmpretrain's Accuracy. Same ingredients as the ImageNet recipe
-# (teacher weights, layer decay 0.65, drop path 0.1, mean pooling, label smoothing, AdamW with
-# warm-up + cosine), scaled to 28x28 grey images on the CPU: crop + flip only, no mixup, 10 epochs.
+# The one Fashion-MNIST fine-tuning recipe: the embedded demo's downstream step and the
+# fine-tuning arm of the benchmark (docs/results.md, tools/benchmarks/fashion_mnist.py).
+# mmpretrain's ImageClassifier on the ViT of _base_/models/vit-t-p4.py (the architecture the
+# demo pretrains): mean-pooled patch tokens + a fresh norm, a linear head, top-1 on the 10k
+# test images with mmpretrain's Accuracy. 2 epochs over the 60k training images (~12 min on 2
+# CPU cores).
 #
-#   python tools/model_converters/extract_backbone.py work_dirs/conmim_vit-t-p4_fashion-mnist/epoch_6.pth teacher.pth
+#   python tools/model_converters/extract_backbone.py work_dirs/conmim_vit-t-p4_fashion-mnist/epoch_3.pth teacher.pth
 #   python tools/train.py configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py \
 #       --cfg-options model.backbone.init_cfg.checkpoint=teacher.pth
-_base_ = ['mmpretrain::_base_/default_runtime.py']
+#
+# (`model.backbone.init_cfg=None` trains from random weights: the benchmark's random arm.)
+# Recipe: a small-image classification recipe, not the ImageNet one: pad-2 random crop + flip
+# (RandomResizedCrop discards too much of a 28-px object), AdamW lr 1e-3 at batch 64, weight
+# decay 0.05, 200 warm-up iterations then cosine to 1e-6, drop path 0.1, label smoothing 0.1,
+# gradient clipping 5, no layer-wise lr decay, and the one relative position table shared by
+# all blocks kept as pretrained. It treats the three benchmark arms alike (random weights get no
+# lr penalty in the lower blocks; MAE's ViT has no relative position table to expand), and it is
+# the recipe of the published fine-tuning numbers in docs/results.md. The ImageNet recipes
+# (configs/cls/conmim_vit-b_ft_in1k.py) follow the official command instead: layer decay 0.65,
+# per-block tables, RandAugment, mixup / cutmix.
+_base_ = [
+    '../_base_/models/vit-t-p4.py',
+    '../_base_/datasets/fashion_mnist.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
 custom_imports = dict(imports=['conmim_mm'], allow_failed_imports=False)
 
-img_size = 28
-patch_size = 4
-data_root = 'data/fashion_mnist/'
-
-data_preprocessor = dict(num_classes=10, mean=[72.94] * 3, std=[90.02] * 3, to_rgb=False)
-grey_to_rgb = [
-    dict(type='NumpyToPIL', to_rgb=False),
-    dict(type='torchvision/Grayscale', num_output_channels=3),
-    dict(type='PILToNumpy', to_bgr=False),
-]
+data_preprocessor = dict(num_classes=10)
 train_pipeline = [
-    *grey_to_rgb,
-    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.5, 1.0),
-         interpolation='bicubic', backend='pillow'),
+    *_base_.grey_to_rgb,
+    dict(type='RandomCrop', crop_size=_base_.img_size, padding=2),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackInputs'),
 ]
-test_pipeline = [*grey_to_rgb, dict(type='PackInputs')]
-
 train_dataloader = dict(
-    batch_size=128, num_workers=1, persistent_workers=False,
+    batch_size=64, num_workers=1, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='FashionMNIST', data_root=data_root, test_mode=False,
-                 pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=256, num_workers=1, persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='FashionMNIST', data_root=data_root, split='test', test_mode=True,
-                 pipeline=test_pipeline))
+    dataset=dict(_base_.train_set, pipeline=train_pipeline))
+val_dataloader = dict(_base_.eval_loader,
+                      dataset=dict(_base_.test_set, pipeline=_base_.test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_dataloader = val_dataloader
 test_evaluator = val_evaluator
@@ -47,42 +47,43 @@ model = dict(
     type='ImageClassifier',
     backbone=dict(
         type='ConMIMViT',
-        arch=dict(embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768),
-        img_size=img_size, patch_size=patch_size,
-        drop_path_rate=0.1, out_type='avg_featmap', final_norm=False,
-        layer_scale_init_value=0.1, use_abs_pos_emb=False,
-        use_rel_pos_bias=True, use_shared_rel_pos_bias=False, with_mask_token=False,
+        arch=_base_.vit_t_p4_arch,
+        img_size=_base_.img_size,
+        patch_size=_base_.vit_t_p4_patch_size,
+        with_mask_token=False,
+        out_type='avg_featmap',
+        final_norm=False,
+        layer_scale_init_value=0.1,
+        use_abs_pos_emb=False,
+        use_rel_pos_bias=False,
+        use_shared_rel_pos_bias=True,
+        drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint='', prefix='backbone.')),
     neck=None,
-    head=dict(
-        type='LinearClsHead', num_classes=10, in_channels=192,
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.02 * 1e-3)]))
+    head=dict(type='LinearClsHead', num_classes=10, in_channels=_base_.vit_t_p4_arch.embed_dims,
+              loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
+              init_cfg=dict(type='TruncNormal', layer='Linear', std=2e-5)))
 
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05),
-    constructor='BackboneLayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(
-        layer_decay_rate=0.65,
-        norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.,
-        custom_keys={'.cls_token': dict(decay_mult=0.), '.pos_embed': dict(decay_mult=0.)}))
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.,
+                       custom_keys={'cls_token': dict(decay_mult=0.),
+                                    'pos_embed': dict(decay_mult=0.)}),
+    clip_grad=dict(max_norm=5.0))
 
-max_epochs = 10
+max_epochs = 2
+iters_per_epoch = 938  # 60,000 images at batch 64
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True, begin=1, end=max_epochs,
-         convert_to_iter_based=True),
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=200),
+    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=False, begin=200,
+         end=iters_per_epoch * max_epochs),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=max_epochs)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict()
 test_cfg = dict()
-
-default_hooks = dict(
-    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1))
-log_processor = dict(window_size=10)
-env_cfg = dict(dist_cfg=dict(backend='gloo'))
+default_hooks = dict(divergence=dict(type='DivergenceGuardHook'),
+                     logger=dict(type='LoggerHook', interval=100),
+                     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1))
 randomness = dict(seed=0, diff_rank_seed=True)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))

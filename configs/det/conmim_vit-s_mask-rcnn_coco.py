@@ -1,5 +1,6 @@
 # Mask R-CNN + FPN, 3x schedule, with a ConMIM ViT-S/16 (384 wide, 12 blocks): the ViT-B recipe of
 # conmim_vit-b_mask-rcnn_coco.py with this width.
+# BEiT-style protocol, not the paper's (MIMDet): see conmim_vit-b_mask-rcnn_coco.py.
 _base_ = ['./conmim_vit-b_mask-rcnn_coco.py']
 
 embed_dims = 384

@@ -1,23 +1,19 @@
 # ConMIM ViT-L/16 pretraining on ImageNet-1K, 1600 epochs: the official README command
-# (paper Table 3: 85.5 top-1 after fine-tuning). Layer scale 1e-5, random masking of 32-px
-# units at ratio 0.75 (148 of 196 patches), lr 7.5e-4 at batch 2048, 10 warm-up epochs,
-# gradient clipping at 1.0.
-_base_ = './conmim_vit-b.py'
+# (paper Table 3: 85.5 top-1 after fine-tuning). Layer scale 1e-5 (in the model base), random
+# masking of 32-px units at ratio 0.75 (148 of 196 patches), lr 7.5e-4 at batch 2048, 10 warm-up
+# epochs, gradient clipping at 1.0.
+_base_ = [
+    '../_base_/models/conmim_vit-l-p16.py',
+    '../_base_/datasets/imagenet_conmim.py',
+    '../_base_/schedules/conmim_pretrain_adamw.py',
+    '../_base_/pretrain_runtime.py',
+]
 
-model = dict(
-    backbone=dict(arch='large', layer_scale_init_value=1e-5),
-    neck=dict(in_channels=1024))
-
+random_masking = dict(type='ConMIMMaskGenerator', patch_size=16, strategy='random',
+                      mask_ratio=0.75, mask_unit_size=32)
 train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01),
-    dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.08, 1.0),
-         aspect_ratio_range=(3. / 4., 4. / 3.), interpolation='bicubic', backend='pillow'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='MultiView', num_views=[1, 1], transforms=[[], {{_base_.strong_view}}]),
-    dict(type='ConMIMMaskGenerator', patch_size=16, strategy='random', mask_ratio=0.75,
-         mask_unit_size=32),
-    dict(type='PackInputs'),
-]))
+    random_masking if step['type'] == 'ConMIMMaskGenerator' else step
+    for step in _base_.train_pipeline]))
 
 optim_wrapper = dict(optimizer=dict(lr=7.5e-4), clip_grad=dict(max_norm=1.0))
 

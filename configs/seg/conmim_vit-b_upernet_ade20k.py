@@ -11,6 +11,7 @@
 # (model.backbone.init_cfg.prefix=...), or the teacher extracted by
 # tools/model_converters/extract_backbone.py (prefix 'backbone.', the default here).
 _base_ = [
+    '../_base_/models/conmim_vit-b-p16_downstream.py',
     'mmseg::_base_/models/upernet_mae.py',
     'mmseg::_base_/datasets/ade20k.py',
     'mmseg::_base_/default_runtime.py',
@@ -19,42 +20,26 @@ _base_ = [
 custom_imports = dict(imports=['conmim_mm', 'conmim_mm.seg'], allow_failed_imports=False)
 
 crop_size = (512, 512)
-embed_dims = 768
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
+        _base_.conmim_backbone,
         _delete_=True,
-        type='ConMIMViT',
-        arch='base',
         img_size=crop_size,  # tables resized 14x14 -> 32x32 when the checkpoint loads
-        patch_size=16,
-        out_indices=(3, 5, 7, 11),
-        out_type='featmap',
-        final_norm=False,
-        drop_path_rate=0.1,
-        layer_scale_init_value=0.1,
-        use_abs_pos_emb=False,
-        use_rel_pos_bias=True,  # the shared pretraining table becomes one table per block
-        use_shared_rel_pos_bias=False,
-        with_mask_token=False,
-        init_cfg=dict(type='Pretrained', checkpoint='', prefix='backbone.')),
-    neck=dict(type='Feature2Pyramid', embed_dim=embed_dims, rescales=[4, 2, 1, 0.5],
+        out_indices=(3, 5, 7, 11)),
+    neck=dict(type='Feature2Pyramid', embed_dim=_base_.embed_dims, rescales=[4, 2, 1, 0.5],
               norm_cfg=dict(type='SyncBN', requires_grad=True)),
-    decode_head=dict(in_channels=[embed_dims] * 4, channels=embed_dims, num_classes=150),
-    auxiliary_head=dict(in_channels=embed_dims, num_classes=150),
+    decode_head=dict(in_channels=[_base_.embed_dims] * 4, channels=_base_.embed_dims,
+                     num_classes=150),
+    auxiliary_head=dict(in_channels=_base_.embed_dims, num_classes=150),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(341, 341)))
 
+# BEiT's ADE20K values: lr 7e-4 (batch 16), layer decay 0.65
 optim_wrapper = dict(
+    _base_.layer_decay_optim_wrapper,
     _delete_=True,
-    type='AmpOptimWrapper',
-    loss_scale='dynamic',
-    optimizer=dict(type='AdamW', lr=7e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='BackboneLayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(
-        layer_decay_rate=0.65,
-        norm_decay_mult=0., bias_decay_mult=0., flat_decay_mult=0.,
-        custom_keys={'.cls_token': dict(decay_mult=0.), '.pos_embed': dict(decay_mult=0.)}))
+    optimizer=dict(_base_.layer_decay_optim_wrapper.optimizer, lr=7e-4))
 
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),

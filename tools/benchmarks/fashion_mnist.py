@@ -9,15 +9,20 @@ A ViT-Tiny with 4-px patches on Fashion-MNIST (28x28 grey, 60k training / 10k te
 2. ``frozen``: for random weights, the ConMIM teacher and the MAE encoder, mean-pooled final
    tokens of the training images (the first ``--bank-images``) and of the 10k test images;
    kNN top-1 (k=20, cosine, exp(cos/0.07)-weighted vote) and a linear probe (standardised
-   features, multinomial logistic regression by L-BFGS) on those frozen features;
-3. ``finetune``: the three arms fine-tuned end to end with mmpretrain's ImageClassifier for
-   ``--finetune-epochs`` epochs on the first ``--finetune-images`` training images, top-1 on
-   the 10k test images (configs/benchmarks/finetune_*.py);
+   features, multinomial logistic regression by L-BFGS) on those frozen features
+   (conmim_mm.evaluation);
+3. ``finetune``: the three arms fine-tuned end to end with the one Fashion-MNIST recipe
+   (configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py; MAE's ViT:
+   configs/benchmarks/finetune_mae-vit-t-p4_fashion-mnist.py) for ``--finetune-epochs`` epochs
+   on the first ``--finetune-images`` training images, top-1 on the 10k test images;
 4. ``report``: a Markdown table (``<work-dir>/results.md``), ``results.json`` and a PNG plot
    (pretraining loss curves and accuracy bars).
 
     python tools/benchmarks/fashion_mnist.py --work-dir work_dirs/fashion_mnist_bench
 
+Every run is a committed config plus ``--cfg-options`` overrides of its budget (epochs, images,
+scheduler ends, data root, workers), exactly what ``tools/train.py`` is given; the frozen stage
+builds the same configs in process and reads the images through mmpretrain's FashionMNIST.
 Stages already done (their checkpoint or json exists) are skipped; ``--stages`` picks some.
 Budgets are in epochs, so the numbers do not depend on the machine's load; wall-clock times
 are recorded in ``timings.json``.
@@ -36,20 +41,18 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-CONFIGS = dict(
+CONFIGS = dict(  # the committed configs the runs are built from
     conmim=osp.join(ROOT, 'configs/benchmarks/conmim_vit-t-p4_fashion-mnist_bench.py'),
     mae=osp.join(ROOT, 'configs/benchmarks/mae_vit-t-p4_fashion-mnist.py'),
-    ft_conmim=osp.join(ROOT, 'configs/benchmarks/finetune_vit-t-p4_fashion-mnist.py'),
+    ft_conmim=osp.join(ROOT, 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'),
     ft_mae=osp.join(ROOT, 'configs/benchmarks/finetune_mae-vit-t-p4_fashion-mnist.py'),
 )
 ARMS = ('random', 'conmim', 'mae')
 LABELS = dict(random='random init', conmim='ConMIM', mae='MAE')
-MEAN, STD = 72.94, 90.02
 BATCH = 64
 
 
@@ -68,8 +71,11 @@ def parse_args(argv=None):
     parser.add_argument('--bank-images', type=int, default=60000,
                         help='training images used as kNN bank and linear-probe training set')
     parser.add_argument('--test-images', type=int, default=10000)
-    parser.add_argument('--depth', type=int, default=12, help='ViT-Tiny layers (all arms)')
-    parser.add_argument('--proj-hid', type=int, default=1024, help='ConMIM projector width')
+    parser.add_argument('--depth', type=int, default=None,
+                        help="ViT layers of all arms (default: the configs' 6, "
+                        'configs/_base_/models/vit-t-p4.py)')
+    parser.add_argument('--proj-hid', type=int, default=None,
+                        help="ConMIM projector width (default: the config's 512)")
     parser.add_argument('--monitor-images', type=int, nargs=2, default=[2000, 1000],
                         metavar=('BANK', 'VAL'),
                         help='images of the kNN monitor hook during pretraining')
@@ -130,12 +136,6 @@ def record_time(args, key, seconds):
     update_json(osp.join(args.work_dir, 'timings.json'), key, round(seconds, 1))
 
 
-def write_config(path, base, body):
-    with open(path, 'w') as f:
-        f.write(f'_base_ = [{base!r}]\n{body}')
-    return path
-
-
 def iters(images, epochs):
     return math.ceil(images / BATCH) * epochs
 
@@ -162,22 +162,6 @@ def scalars(work_dir):
     return [json.loads(line) for line in open(logs[-1]) if line.strip()]
 
 
-def read_idx(path):
-    with open(path, 'rb') as f:
-        data = f.read()
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def load_split(data_root, train, n):
-    prefix = 'train' if train else 't10k'
-    images = read_idx(osp.join(data_root, f'{prefix}-images-idx3-ubyte'))[:n]
-    labels = read_idx(osp.join(data_root, f'{prefix}-labels-idx1-ubyte'))[:n]
-    x = (torch.from_numpy(images.copy()).float() - MEAN) / STD  # grey -> 3 equal channels
-    return x.unsqueeze(1).expand(-1, 3, -1, -1), torch.from_numpy(labels.astype(np.int64))
-
-
 # ---------------------------------------------------------------------------------------
 # stages
 # ---------------------------------------------------------------------------------------
@@ -189,155 +173,169 @@ def pretrain_ckpt(args, arm):
     return osp.join(pretrain_dir(args, arm), f'epoch_{args.pretrain_epochs}.pth')
 
 
-def vit_arch(args):
-    return (f"dict(embed_dims=192, num_layers={args.depth}, num_heads=3, "
-            "feedforward_channels=768)")
+def cfg_options(options):
+    """``{key: value}`` -> the ``key=value`` strings of ``tools/train.py --cfg-options``."""
+    return [f'{key}={value}' for key, value in options.items()]
 
 
-def knn_hook(args, encoder):
-    bank, val = args.monitor_images
-    loader = ("dict(batch_size=500, num_workers=0, persistent_workers=False, "
-              "sampler=dict(type='DefaultSampler', shuffle=False), "
-              "collate_fn=dict(type='default_collate'), dataset=dict(type='FashionMNIST', "
-              f"data_root={args.data_root!r}, split={{!r}}, test_mode={{}}, indices={{}}, "
-              "pipeline=test_pipeline))")
-    return (f"dict(type='KNNMonitorHook', interval=1, k=20, encoder={encoder!r}, "
-            f"pooling='mean', bank_dataloader={loader.format('train', False, bank)}, "
-            f"val_dataloader={loader.format('test', True, val)})")
+def knn_hook_index(config):
+    from mmengine.config import Config
+    hooks = Config.fromfile(config).get('custom_hooks', [])
+    found = [i for i, hook in enumerate(hooks) if hook['type'] == 'KNNMonitorHook']
+    if not found:
+        raise SystemExit(f'{config} has no KNNMonitorHook in custom_hooks.')
+    return found[0]
 
 
-TEST_PIPELINE = """test_pipeline = [
-    dict(type='NumpyToPIL', to_rgb=False),
-    dict(type='torchvision/Grayscale', num_output_channels=3),
-    dict(type='PILToNumpy', to_bgr=False),
-    dict(type='PackInputs'),
-]
-"""
-
-
-def pretrain_config(args, arm):
-    """Write (and return) the pretraining config of an arm for this budget."""
-    work_dir = pretrain_dir(args, arm)
-    os.makedirs(work_dir, exist_ok=True)
+def pretrain_options(args, arm):
+    """The overrides that turn a committed pretraining config into this run's budget."""
     total = iters(args.pretrain_images, args.pretrain_epochs)
     warm = max(1, min(300, total // 4))
-    indices = 'None' if args.pretrain_images >= 60000 else str(args.pretrain_images)
-    if arm == 'conmim':
-        model = (f"model = dict(backbone=dict(arch={vit_arch(args)}), "
-                 f"neck=dict(hid_channels={args.proj_hid}))")
-        hooks = f"[dict(type='EpochSeedHook'), {knn_hook(args, 'teacher')}]"
-    else:
-        model = f"model = dict(backbone=dict(arch={vit_arch(args)}))"
-        hooks = f"[{knn_hook(args, 'student')}]"
-    return write_config(osp.join(work_dir, 'bench_config.py'), CONFIGS[arm], f"""
-{model}
-{TEST_PIPELINE}
-custom_hooks = {hooks}
-max_epochs = {args.pretrain_epochs}
-train_cfg = dict(max_epochs={args.pretrain_epochs})
-default_hooks = dict(logger=dict(interval={max(1, min(50, total // 40))}))
-log_processor = dict(window_size={max(1, min(50, total // 40))})
-train_dataloader = dict(num_workers={args.num_workers}, persistent_workers={args.num_workers > 0},
-                        dataset=dict(data_root={args.data_root!r}, indices={indices}))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end={warm}),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin={warm}, end={total}),
-]
-""")
+    interval = max(1, min(50, total // 40))
+    hook = f'custom_hooks.{knn_hook_index(CONFIGS[arm])}'
+    bank, val = args.monitor_images
+    options = {
+        'train_cfg.max_epochs': args.pretrain_epochs,
+        'param_scheduler.0.end': warm,
+        'param_scheduler.1.begin': warm,
+        'param_scheduler.1.end': total,
+        'default_hooks.logger.interval': interval,
+        'log_processor.window_size': interval,
+        'train_dataloader.num_workers': args.num_workers,
+        'train_dataloader.persistent_workers': args.num_workers > 0,
+        'train_dataloader.dataset.data_root': args.data_root,
+        'train_dataloader.dataset.indices': subset(args.pretrain_images, 60000),
+        f'{hook}.bank_dataloader.dataset.data_root': args.data_root,
+        f'{hook}.bank_dataloader.dataset.indices': bank,
+        f'{hook}.val_dataloader.dataset.data_root': args.data_root,
+        f'{hook}.val_dataloader.dataset.indices': val,
+    }
+    if args.depth:
+        options['model.backbone.arch.num_layers'] = args.depth
+    if arm == 'conmim' and args.proj_hid:
+        options['model.neck.hid_channels'] = args.proj_hid
+    return options
+
+
+def finetune_options(args, arm):
+    """The overrides of the fine-tuning recipe for this arm and budget."""
+    total = iters(args.finetune_images, args.finetune_epochs)
+    warm = max(1, min(200, total // 5))
+    options = {
+        'train_cfg.max_epochs': args.finetune_epochs,
+        'train_cfg.val_interval': args.finetune_epochs,
+        'param_scheduler.0.end': warm,
+        'param_scheduler.1.begin': warm,
+        'param_scheduler.1.end': total,
+        'train_dataloader.num_workers': args.num_workers,
+        'train_dataloader.persistent_workers': args.num_workers > 0,
+        'train_dataloader.dataset.data_root': args.data_root,
+        'train_dataloader.dataset.indices': subset(args.finetune_images, 60000),
+    }
+    for loader in ('val_dataloader', 'test_dataloader'):
+        options[f'{loader}.dataset.data_root'] = args.data_root
+        options[f'{loader}.dataset.indices'] = subset(args.test_images, 10000)
+    if arm == 'random':
+        options['model.backbone.init_cfg'] = None
+    else:  # the pretraining checkpoint itself: ConMIM's teacher, MAE's encoder
+        options['model.backbone.init_cfg.checkpoint'] = pretrain_ckpt(args, arm)
+        options['model.backbone.init_cfg.prefix'] = \
+            'teacher.module.backbone.' if arm == 'conmim' else 'backbone.'
+    if args.depth:
+        options['model.backbone.arch.num_layers'] = args.depth
+    return options
+
+
+def subset(images, full):
+    """``indices`` of a dataset: None for all images, else the first ``images``."""
+    return None if images >= full else images
+
+
+def load_config(config, options):
+    """A committed config with the overrides, as ``tools/train.py`` would build it."""
+    from mmengine.config import Config, DictAction
+    cfg = Config.fromfile(config)
+    # the values exactly as tools/train.py parses them from the command line
+    cfg.merge_from_dict({key: DictAction._parse_iterable(value)
+                         for key, value in (opt.split('=', 1)
+                                            for opt in cfg_options(options))})
+    return cfg
 
 
 def stage_pretrain(args):
     for arm in ('conmim', 'mae'):
-        if arm not in args.arms and not (arm == 'conmim' and 'random' in args.arms):
-            continue
-        config = pretrain_config(args, arm)
         if arm not in args.arms:
             continue
         if osp.exists(pretrain_ckpt(args, arm)) and not args.force:
             print(f'[pretrain] {arm}: done ({pretrain_ckpt(args, arm)})')
             continue
-        options = list(args.pretrain_options)
+        os.makedirs(pretrain_dir(args, arm), exist_ok=True)
+        options = cfg_options(pretrain_options(args, arm)) + list(args.pretrain_options)
         if arm == 'conmim':
             options += list(args.conmim_options)
-        seconds = run_train(args, config, pretrain_dir(args, arm), options)
+        seconds = run_train(args, CONFIGS[arm], pretrain_dir(args, arm), options)
         record_time(args, f'pretrain_{arm}', seconds)
         print(f'[pretrain] {arm}: {seconds / 60:.1f} min', flush=True)
 
 
-def build_backbone(args, arm):
-    """The frozen encoder of an arm (random: the ConMIM student at its initialisation)."""
+def pretrain_config(args, arm):
+    """The pretraining config of an arm with this run's overrides; its model takes the
+    config's data_preprocessor (normalisation) as the Runner would give it."""
+    cfg = load_config(CONFIGS[arm], pretrain_options(args, arm))
+    cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    return cfg
+
+
+def build_model(args, arm):
+    """The pretraining model of an arm with its weights (random: the ConMIM model at its
+    initialisation, seed 0)."""
     import conmim_mm  # noqa: F401
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
     from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
-    cfg_arm = 'mae' if arm == 'mae' else 'conmim'
-    cfg = Config.fromfile(pretrain_config(args, cfg_arm))
+    cfg = pretrain_config(args, 'mae' if arm == 'mae' else 'conmim')
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
     if arm != 'random':
         load_checkpoint(model, pretrain_ckpt(args, arm), map_location='cpu', strict=True,
                         logger='silent')
-    # the ConMIM recipe transfers the teacher; random = the student at its initialisation
-    backbone = model.teacher.module['backbone'] if arm == 'conmim' else model.backbone
-    backbone.eval()  # (BEiTViT.train returns None, so no chaining)
-    return backbone
+    return model.to(args.device).eval(), cfg
 
 
-@torch.no_grad()
-def features(backbone, images, device='cpu', batch=1000):
-    from conmim_mm.engine.hooks.knn_hook import pool_tokens
-    backbone.to(device)
-    out = {'mean': [], 'cls': []}
-    for start in range(0, len(images), batch):
-        tokens = backbone(images[start:start + batch].to(device), None)[-1].float().cpu()
-        out['mean'].append(pool_tokens(tokens, 'mean'))
-        out['cls'].append(pool_tokens(tokens, 'cls'))
-    return {k: torch.cat(v) for k, v in out.items()}
-
-
-def linear_probe(train_x, train_y, test_x, test_y, weight_decay=1e-4, steps=150):
-    """Top-1 (%) of a multinomial logistic regression on standardised frozen features."""
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
-    torch.manual_seed(0)
-    linear = torch.nn.Linear(train_x.shape[1], int(train_y.max()) + 1)
-    opt = torch.optim.LBFGS(linear.parameters(), lr=1, max_iter=steps, history_size=20,
-                            line_search_fn='strong_wolfe')
-
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(linear(train_x), train_y) + \
-            weight_decay * linear.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        return 100.0 * (linear(test_x).argmax(1) == test_y).float().mean().item()
+def split_loader(cfg, split, images, data_root):
+    """A test-time loader over the first ``images`` of a split, from the config's dataset
+    pieces (configs/_base_/datasets/fashion_mnist.py)."""
+    from mmengine.runner import Runner
+    dataset = dict(cfg.train_set if split == 'train' else cfg.test_set, data_root=data_root,
+                   indices=images, pipeline=cfg.test_pipeline)
+    return Runner.build_dataloader(dict(cfg.eval_loader, batch_size=1000, dataset=dataset))
 
 
 def stage_frozen(args):
-    from conmim_mm.engine.hooks.knn_hook import knn_top1
+    from conmim_mm.evaluation import extract_features, knn_top1, linear_probe, make_encoder
     path = osp.join(args.work_dir, 'frozen.json')
     results = load_json(path, {})
-    train_x, train_y = load_split(args.data_root, True, args.bank_images)
-    test_x, test_y = load_split(args.data_root, False, args.test_images)
     for arm in args.arms:
         if arm in results and not args.force:
             print(f'[frozen] {arm}: done {results[arm]}')
             continue
         start = time.time()
-        backbone = build_backbone(args, arm)
-        train_f = features(backbone, train_x, args.device)
-        test_f = features(backbone, test_x, args.device)
+        model, cfg = build_model(args, arm)
+        # the ConMIM recipe transfers the teacher; random = the student at its initialisation
+        encode = make_encoder(model, 'teacher' if arm == 'conmim' else 'student', 'cls+mean')
+        feats = {}
+        for split, images in (('train', args.bank_images), ('test', args.test_images)):
+            loader = split_loader(cfg, split, images, args.data_root)
+            feats[split] = extract_features(encode, loader, model.data_preprocessor)
+        (train_f, train_y), (test_f, test_y) = feats['train'], feats['test']
+        dim = train_f.shape[1] // 2  # [cls, mean]
         res = {}
-        for pooling in ('mean', 'cls'):
-            res[f'knn_{pooling}'] = knn_top1(train_f[pooling], train_y, test_f[pooling], test_y,
+        for pooling, part in (('mean', slice(dim, None)), ('cls', slice(0, dim))):
+            res[f'knn_{pooling}'] = knn_top1(train_f[:, part], train_y, test_f[:, part], test_y,
                                              k=20, temperature=0.07, num_classes=10)
-            res[f'linear_{pooling}'] = linear_probe(train_f[pooling], train_y, test_f[pooling],
+            res[f'linear_{pooling}'] = linear_probe(train_f[:, part], train_y, test_f[:, part],
                                                     test_y)
         results[arm] = res
         update_json(path, arm, res)
@@ -348,40 +346,14 @@ def stage_frozen(args):
 def stage_finetune(args):
     path = osp.join(args.work_dir, 'finetune.json')
     results = load_json(path, {})
-    total = iters(args.finetune_images, args.finetune_epochs)
     for arm in args.arms:
         if arm in results and not args.force:
             print(f'[finetune] {arm}: done {results[arm]}')
             continue
         work_dir = osp.join(args.work_dir, f'finetune_{arm}')
         os.makedirs(work_dir, exist_ok=True)
-        if arm == 'mae':
-            base = CONFIGS['ft_mae']
-            init = f"dict(type='Pretrained', checkpoint={pretrain_ckpt(args, 'mae')!r}, " \
-                   "prefix='backbone.')"
-        else:
-            base = CONFIGS['ft_conmim']
-            ckpt = pretrain_ckpt(args, 'conmim')
-            init = 'None' if arm == 'random' else \
-                f"dict(_delete_=True, type='Pretrained', checkpoint={ckpt!r}, " \
-                "prefix='teacher.module.backbone.')"
-        indices = 'None' if args.finetune_images >= 60000 else str(args.finetune_images)
-        test_indices = args.test_images if args.test_images < 10000 else None
-        warm = max(1, min(200, total // 5))
-        config = write_config(osp.join(work_dir, 'bench_config.py'), base, f"""
-max_epochs = {args.finetune_epochs}
-model = dict(backbone=dict(arch={vit_arch(args)}, init_cfg={init}))
-train_dataloader = dict(num_workers={args.num_workers}, persistent_workers={args.num_workers > 0},
-                        dataset=dict(data_root={args.data_root!r}, indices={indices}))
-val_dataloader = dict(dataset=dict(data_root={args.data_root!r}, indices={test_indices}))
-test_dataloader = val_dataloader
-train_cfg = dict(max_epochs={args.finetune_epochs}, val_interval={args.finetune_epochs})
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end={warm}),
-    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=False, begin={warm}, end={total}),
-]
-""")
-        seconds = run_train(args, config, work_dir)
+        config = CONFIGS['ft_mae' if arm == 'mae' else 'ft_conmim']
+        seconds = run_train(args, config, work_dir, cfg_options(finetune_options(args, arm)))
         accs = [r['accuracy/top1'] for r in scalars(work_dir) if 'accuracy/top1' in r]
         if not accs:
             raise SystemExit(f'no accuracy/top1 in the logs of {work_dir}')

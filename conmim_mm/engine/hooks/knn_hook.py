@@ -1,134 +1,13 @@
-"""kNN top-1 on frozen backbone features, as a hook that monitors pretraining.
+"""A hook that monitors pretraining with the kNN top-1 of frozen backbone features
+(the evaluation itself is in ``conmim_mm.evaluation``)."""
+from typing import Optional
 
-The functions (``extract_features``, ``knn_top1``) are also used by the offline evaluation
-tool ``tools/benchmarks/fashion_mnist.py``.
-"""
-from typing import Callable, Optional, Sequence, Tuple, Union
-
-import torch
-import torch.nn.functional as F
-from mmengine.dist import collect_results, get_rank
+from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-
-def pool_tokens(feats: torch.Tensor, pooling: str = 'mean', num_extra_tokens: int = 1
-                ) -> torch.Tensor:
-    """One vector per image from a backbone output.
-
-    ``feats`` is (B, D) (already pooled), (B, D, h, w) (a feature map: averaged) or
-    (B, N, D) tokens whose first ``num_extra_tokens`` are [CLS]-like; ``pooling`` picks
-    ``'cls'`` (the first token), ``'mean'`` (the mean of the patch tokens) or ``'cls+mean'``
-    (both, concatenated).
-    """
-    if feats.dim() == 2:
-        return feats
-    if feats.dim() == 4:
-        return feats.mean(dim=(2, 3))
-    if feats.dim() != 3:
-        raise ValueError(f'Cannot pool backbone features of shape {tuple(feats.shape)}.')
-    patches = feats[:, num_extra_tokens:]
-    if pooling == 'mean':
-        return patches.mean(dim=1)
-    if num_extra_tokens < 1:
-        raise ValueError(f"pooling='{pooling}' needs a [CLS] token; use pooling='mean'.")
-    if pooling == 'cls':
-        return feats[:, 0]
-    if pooling == 'cls+mean':
-        return torch.cat([feats[:, 0], patches.mean(dim=1)], dim=1)
-    raise ValueError(f"pooling must be 'cls', 'mean' or 'cls+mean', got '{pooling}'.")
-
-
-def _labels(data_samples) -> torch.Tensor:
-    return torch.cat([s.gt_label.reshape(-1)[:1] for s in data_samples]).long()
-
-
-@torch.no_grad()
-def extract_features(encode: Callable[[torch.Tensor], torch.Tensor], dataloader,
-                     data_preprocessor: Callable) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
-    """Features (N, D) in float32 on the CPU and labels (N,) of a labelled dataloader.
-
-    ``encode`` maps a preprocessed batch to (B, D) features. In distributed runs each rank
-    encodes its shard and rank 0 gets everything (in dataset order); other ranks get None.
-    """
-    rows = []
-    for data in dataloader:
-        data = data_preprocessor(data, False)
-        feats = encode(data['inputs']).float().cpu()
-        rows.extend(zip(feats, _labels(data['data_samples']).tolist()))
-    rows = collect_results(rows, len(dataloader.dataset), device='cpu')
-    if rows is None:
-        return None
-    return torch.stack([f for f, _ in rows]), torch.tensor([y for _, y in rows])
-
-
-@torch.no_grad()
-def knn_top1(bank_feats: torch.Tensor, bank_labels: torch.Tensor, query_feats: torch.Tensor,
-             query_labels: torch.Tensor, k: int = 20, temperature: float = 0.07,
-             num_classes: Optional[int] = None, chunk: int = 1024) -> float:
-    """Top-1 accuracy (%) of a weighted kNN vote with cosine similarity.
-
-    Each query takes its ``k`` most similar bank features; neighbour j votes for its label
-    with weight ``exp(cos_j / temperature)`` (``temperature <= 0``: one vote each).
-    """
-    if len(bank_feats) == 0 or len(query_feats) == 0:
-        raise ValueError('kNN needs a non-empty bank and query set.')
-    k = min(k, len(bank_feats))
-    num_classes = num_classes or int(max(bank_labels.max(), query_labels.max())) + 1
-    bank = F.normalize(bank_feats.float(), dim=1)
-    correct = 0
-    for start in range(0, len(query_feats), chunk):
-        query = F.normalize(query_feats[start:start + chunk].float(), dim=1)
-        sim, idx = (query @ bank.T).topk(k, dim=1)
-        weight = (sim / temperature).exp() if temperature > 0 else torch.ones_like(sim)
-        votes = torch.zeros(len(query), num_classes).scatter_add_(1, bank_labels[idx], weight)
-        correct += (votes.argmax(dim=1) == query_labels[start:start + chunk]).sum().item()
-    return 100.0 * correct / len(query_feats)
-
-
-def _call_backbone(backbone, inputs):
-    try:  # ConMIMViT / BEiTPretrainViT / MAEViT take a mask: None means unmasked
-        return backbone(inputs, None)
-    except TypeError:
-        return backbone(inputs)
-
-
-def make_encoder(model, encoder: str = 'student', pooling: str = 'mean'
-                 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A function mapping preprocessed images to pooled backbone features of ``model``.
-
-    ``encoder='student'`` uses ``model.extract_feat`` (ConMIM, MAE and the other mmpretrain
-    self-supervisors give unmasked backbone features there; classifiers give theirs);
-    ``'teacher'`` uses the backbone of a momentum teacher (``model.teacher.module``).
-    """
-    if encoder == 'student':
-        backbone = getattr(model, 'backbone', None)
-
-        def forward(inputs):
-            return model.extract_feat(inputs)
-    elif encoder == 'teacher':
-        teacher = getattr(model, 'teacher', None)
-        module = getattr(teacher, 'module', None)
-        if module is None:
-            raise ValueError(f'{type(model).__name__} has no momentum teacher '
-                             '(model.teacher.module); use encoder="student".')
-        backbone = module['backbone'] if isinstance(module, torch.nn.ModuleDict) \
-            else module.backbone
-
-        def forward(inputs):
-            return _call_backbone(backbone, inputs)
-    else:
-        raise ValueError(f"encoder must be 'student' or 'teacher', got '{encoder}'.")
-    extra = getattr(backbone, 'num_extra_tokens', 1)
-
-    def encode(inputs):
-        feats = forward(inputs)
-        if isinstance(feats, (tuple, list)):
-            feats = feats[-1]
-        return pool_tokens(feats, pooling, extra)
-
-    return encode
+from conmim_mm.evaluation import extract_features, knn_top1, make_encoder
 
 
 @HOOKS.register_module()
@@ -228,7 +107,3 @@ class KNNMonitorHook(Hook):
     def after_train_epoch(self, runner) -> None:
         if self.every_n_epochs(runner, self.interval) or self.is_last_train_epoch(runner):
             self._log(runner, runner.epoch + 1)
-
-
-__all__: Sequence[Union[str]] = ['KNNMonitorHook', 'extract_features', 'knn_top1',
-                                 'make_encoder', 'pool_tokens']

@@ -12,7 +12,9 @@ Differences from ``BEiTViT``:
 * ``forward(x, mask)`` replaces the embeddings of masked patches by a learnable mask token;
 * ``arch='small'`` is the paper's ViT-S (384 wide, 12 layers, 6 heads), not mmpretrain's
   768-wide, 8-layer BEiT-small;
-* BEiT's initialisation is the default, and activation checkpointing is a switch.
+* the official BEiT / ConMIM initialisation is the default (truncated normal, std 0.02, cut at
+  +-0.02 = one standard deviation, as their ``trunc_normal_`` does; mmpretrain's BEiTViT cuts
+  at +-2, i.e. not at all), and activation checkpointing is a switch.
 """
 import math
 from typing import List, Optional, Tuple
@@ -30,6 +32,9 @@ from mmpretrain.registry import MODELS
 
 from ..utils.pretrained import _adapt_tables, load_pretrained_backbone
 from ..utils.relative_position import relative_position_bias
+
+# Official modeling_pretrain.py: trunc_normal_(t, std=.02) draws with a=-std, b=std.
+INIT_STD = 0.02
 
 
 class SDPABEiTAttention(BEiTAttention):
@@ -123,9 +128,10 @@ class ConMIMViT(BEiTViT):
                  use_checkpoint: bool = False,
                  init_cfg=None,
                  **kwargs):
-        if init_cfg is None:  # BEiT's initialisation
+        if init_cfg is None:  # the official BEiT / ConMIM initialisation
             init_cfg = [
-                dict(type='TruncNormal', layer=['Conv2d', 'Linear'], std=0.02, bias=0.),
+                dict(type='TruncNormal', layer=['Conv2d', 'Linear'], std=INIT_STD, a=-INIT_STD,
+                     b=INIT_STD, bias=0.),
                 dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
             ]
         super().__init__(arch=arch, img_size=img_size, patch_size=patch_size, init_cfg=init_cfg,
@@ -160,9 +166,16 @@ class ConMIMViT(BEiTViT):
             self._is_init = True
             return
         super().init_weights()
-        trunc_normal_(self.cls_token, std=0.02)
+        # mmpretrain's TransformerEncoderLayer.init_weights re-draws the FFN Linear layers with
+        # Xavier after the init_cfg above; the official code draws them like every Linear.
+        for layer in self.layers:
+            for module in layer.ffn.modules():
+                if isinstance(module, nn.Linear):
+                    trunc_normal_(module.weight, std=INIT_STD, a=-INIT_STD, b=INIT_STD)
+                    nn.init.zeros_(module.bias)
+        trunc_normal_(self.cls_token, std=INIT_STD, a=-INIT_STD, b=INIT_STD)
         if self.mask_token is not None:
-            trunc_normal_(self.mask_token, std=0.02)
+            trunc_normal_(self.mask_token, std=INIT_STD, a=-INIT_STD, b=INIT_STD)
         # BEiT rescales each residual branch's output projection by 1/sqrt(2 * depth).
         for depth, layer in enumerate(self.layers, start=1):
             layer.attn.proj.weight.data.div_(math.sqrt(2.0 * depth))

@@ -1,0 +1,38 @@
+# Fashion-MNIST (28x28 grey, 10 classes) as mmpretrain's FashionMNIST reads it from the idx
+# files that `python tools/data/prepare_fashion_mnist.py` puts in data/fashion_mnist/. Shared by
+# the embedded demo (pretraining and fine-tuning) and the benchmark of docs/results.md.
+dataset_type = 'FashionMNIST'
+data_root = 'data/fashion_mnist/'
+img_size = 28
+
+# mean / std of the 60k training images, the grey value replicated to three channels
+data_preprocessor = dict(mean=[72.94] * 3, std=[90.02] * 3, to_rgb=False)
+
+grey_to_rgb = [
+    dict(type='NumpyToPIL', to_rgb=False),
+    dict(type='torchvision/Grayscale', num_output_channels=3),
+    dict(type='PILToNumpy', to_bgr=False),
+]
+test_pipeline = [*grey_to_rgb, dict(type='PackInputs')]  # nothing else at test time
+
+# The two splits (indices=None: all images; indices=N: the first N). mmpretrain's FashionMNIST
+# reads the training images unless split='test' (test_mode alone only warns): every evaluation
+# reads the 10k held-out images.
+train_set = dict(type=dataset_type, data_root=data_root, test_mode=False, indices=None)
+test_set = dict(type=dataset_type, data_root=data_root, split='test', test_mode=True,
+                indices=None)
+
+# Evaluation loaders: in dataset order, one batched tensor per batch.
+eval_loader = dict(batch_size=500, num_workers=0, persistent_workers=False,
+                   sampler=dict(type='DefaultSampler', shuffle=False),
+                   collate_fn=dict(type='default_collate'))
+
+# kNN top-1 of frozen features during pretraining (conmim_mm KNNMonitorHook): the first 10k
+# training images are the bank, the first 2k test images are classified. Pretraining configs
+# add it to custom_hooks with their encoder ('teacher' for ConMIM).
+knn_monitor = dict(
+    type='KNNMonitorHook', interval=1, k=20, pooling='mean',
+    bank_dataloader=dict(eval_loader, dataset=dict(train_set, indices=10000,
+                                                   pipeline=test_pipeline)),
+    val_dataloader=dict(eval_loader, dataset=dict(test_set, indices=2000,
+                                                  pipeline=test_pipeline)))
