@@ -30,7 +30,10 @@ model = dict(
         init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.02 * 1e-3)]),
     train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
 
-train_dataloader = dict(batch_size=128)
+# One unreadable image is skipped (named in the log) instead of ending a days-long run.
+train_pipeline = [dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01),
+                  *_base_.train_pipeline[1:]]
+train_dataloader = dict(batch_size=128, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=128)
 test_dataloader = val_dataloader
 

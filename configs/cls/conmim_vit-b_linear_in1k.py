@@ -30,7 +30,10 @@ model = dict(
         loss=dict(type='CrossEntropyLoss'),
         init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.01)]))
 
-train_dataloader = dict(batch_size=2048, drop_last=True)
+# One unreadable image is skipped (named in the log) instead of ending a days-long run.
+train_pipeline = [dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01),
+                  *_base_.train_pipeline[1:]]
+train_dataloader = dict(batch_size=2048, drop_last=True, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(drop_last=False)
 test_dataloader = dict(drop_last=False)
 
