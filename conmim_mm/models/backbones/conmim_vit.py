@@ -46,13 +46,7 @@ class SDPABEiTAttention(BEiTAttention):
 
     def forward(self, x: torch.Tensor, rel_pos_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         B, N, C = x.shape
-        qkv_bias = None
-        if self.bias == 'qv_bias':
-            qkv_bias = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
-        elif self.bias:
-            qkv_bias = self.qkv.bias
-        qkv = F.linear(x, self.qkv.weight, qkv_bias)
-        q, k, v = qkv.view(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = self.query_key_value(x)
         if rel_pos_bias is None and self.relative_position_bias_table is not None:
             grid = self.window_size
             if grid[0] * grid[1] + 1 != N:
