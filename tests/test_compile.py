@@ -69,7 +69,9 @@ def test_train_py_compile_true_trains_and_writes_a_checkpoint(tmp_path, fashion_
     autograd graph) except inductor's code generation, which takes minutes on 2 CPU cores;
     plain ``compile=True`` was run by hand (docs/benchmarks.md)."""
     cmd = [sys.executable, 'tools/train.py', 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py',
-           '--work-dir', str(tmp_path), '--cfg-options', 'compile.backend=aot_eager', 'train_dataloader.dataset.indices=32',
+           '--work-dir', str(tmp_path), '--cfg-options',
+           # the demo config says compile = False (CPU): replace it by the dict
+           'compile._delete_=True', 'compile.backend=aot_eager', 'train_dataloader.dataset.indices=32',
            'train_dataloader.batch_size=16', 'train_dataloader.num_workers=0',
            'train_cfg.max_epochs=1', 'model.backbone.arch.num_layers=2',
            'default_hooks.logger.interval=1']
