@@ -230,6 +230,22 @@ def test_timm_beit_converts_to_identical_logits(tmp_path, pool):
         torch.testing.assert_close(model(x, mode='tensor'), beit(x), rtol=0, atol=1e-5)
 
 
+def test_official_checkpoint_file_with_its_args_namespace_converts(tmp_path):
+    """The official ConMIM/BEiT code saves {'model', 'optimizer', 'epoch', 'args'}; 'args' is an
+    argparse.Namespace, which weights-only loading must accept (and nothing else new)."""
+    import argparse
+    timm_beit = pytest.importorskip('timm.models.beit')
+    beit = timm_beit.Beit(img_size=32, patch_size=16, num_classes=0, embed_dim=32, depth=1,
+                          num_heads=2, mlp_ratio=2.0, qkv_bias=True, use_abs_pos_emb=False,
+                          use_shared_rel_pos_bias=True, init_values=0.1)
+    src, dst = tmp_path / 'checkpoint-799.pth', tmp_path / 'converted.pth'
+    torch.save({'model': beit.state_dict(), 'epoch': 799,
+                'args': argparse.Namespace(model='beit_base_patch16_224', lr=5e-4)}, str(src))
+    load_tool('beit_to_conmim').main([str(src), str(dst)])
+    converted = torch.load(str(dst), weights_only=True)['state_dict']
+    assert 'backbone.layers.0.attn.qkv.weight' in converted
+
+
 def test_conversion_rejects_foreign_keys(tmp_path):
     src = tmp_path / 'vit.pth'
     torch.save({'model': {'blocks.0.attn.qkv.weight': torch.zeros(6, 2),

@@ -12,6 +12,7 @@ Allowing the real ``getattr`` would let a crafted file fetch any attribute reach
 allowed class, so ``builtins.getattr`` is mapped to a stand-in that returns only those
 statistics functions and refuses everything else.
 """
+import argparse
 import importlib
 import pickle
 
@@ -47,8 +48,11 @@ def history_buffer_statistic(owner, name: str):
 
 
 def allow_mmengine_checkpoints() -> None:
-    """Allow-list the classes that mmengine writes into training checkpoints."""
+    """Allow-list the classes that mmengine writes into training checkpoints, and the
+    ``argparse.Namespace`` of the command-line arguments that the official ConMIM/BEiT code
+    saves beside the weights (``'args'``): unpickling one only sets attributes of a plain
+    namespace, so released checkpoints load without being re-saved."""
     add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
     if add_safe_globals is not None:
-        add_safe_globals([HistoryBuffer, *_numpy_globals(),
+        add_safe_globals([HistoryBuffer, argparse.Namespace, *_numpy_globals(),
                           (history_buffer_statistic, 'builtins.getattr')])

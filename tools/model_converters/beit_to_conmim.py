@@ -91,13 +91,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if '://' not in args.src and not osp.isfile(args.src):
         sys.exit(f'error: {args.src} does not exist')
-    # Weights-only, local files and URLs (conmim_mm/engine/checkpoint_loaders.py). The official
-    # files also pickle an argparse Namespace ('args'), which is refused: re-save the weights.
+    # Weights-only, local files and URLs (conmim_mm/engine/checkpoint_loaders.py); the
+    # argparse Namespace the official files hold ('args') is on the package's allow-list.
     try:
         ckpt = CheckpointLoader.load_checkpoint(args.src, map_location='cpu', logger='silent')
     except UnsafeCheckpointError as err:
-        sys.exit(f'error: {err} For the official ConMIM/BEiT files: '
-                 "torch.save(torch.load(SRC, weights_only=False)['model'], 'weights.pth')")
+        sys.exit(f'error: {err}')
     try:
         out = convert(ckpt)
     except ValueError as err:
