@@ -66,7 +66,8 @@ def test_save_best_out_dir_and_max_keep_ckpts_still_work(tmp_path, fashion_mnist
                  'model.backbone.init_cfg=None', 'train_dataloader.dataset.indices=32',
                  'train_dataloader.batch_size=32', 'train_dataloader.num_workers=0',
                  'val_dataloader.dataset.indices=32', 'val_dataloader.num_workers=0',
-                 'train_cfg.max_epochs=3', 'train_cfg.val_interval=1', 'param_scheduler.1.end=3',
+                 'train_cfg.max_epochs=3', 'train_cfg.val_interval=1', 'param_scheduler.0.end=1',
+                 'param_scheduler.1.begin=1', 'param_scheduler.1.end=3',
                  'default_hooks.checkpoint.save_best=auto',
                  f'default_hooks.checkpoint.out_dir={out_dir}',
                  config='configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py', small=False)
