@@ -180,3 +180,13 @@ def test_contrastive_loss_is_the_training_loss(max_iters):
     expected, _ = model.contrastive_loss(views[0], views[1], mask)
     got = model.loss(views, samples)['loss']  # the EMA moves the teacher by ~0 (same student)
     torch.testing.assert_close(got, expected)
+
+
+def test_identical_patches_finds_exact_duplicates_only():
+    from conmim_mm.models.algorithms.conmim import identical_patches
+    images = torch.zeros(1, 3, 8, 8)
+    images[0, :, 4:, 4:] = 1.0          # patch 3 differs from the three black ones
+    images[0, 0, 0, 4] = 1e-6           # patch 1 differs from 0 and 2 by one tiny value
+    same = identical_patches(images, 4)[0]
+    assert same.tolist() == [[True, False, True, False], [False, True, False, False],
+                             [True, False, True, False], [False, False, False, True]]

@@ -129,3 +129,26 @@ def test_head_loss_compiles_as_one_graph_with_varying_masked_counts():
         loss, acc = compiled(pred, target, mask)
         want_loss, want_acc = head.loss_and_accuracy(pred, target, mask)
         assert torch.equal(loss, want_loss) and torch.equal(acc, want_acc)
+
+
+def test_excluded_negatives_leave_the_softmax():
+    """An excluded teacher patch is no negative: the loss is the reference over the others,
+    and the positive itself can never be excluded."""
+    torch.manual_seed(1)
+    B, L, C = 2, 9, 5
+    pred, target = torch.randn(B, L, C, dtype=torch.float64), torch.randn(B, L, C, dtype=torch.float64)
+    mask = torch.zeros(B, L, dtype=torch.bool)
+    mask[0, 2] = mask[1, 4] = True
+    excluded = torch.zeros(B, L, L, dtype=torch.bool)
+    excluded[0, 2, [5, 7]] = True
+    excluded[1, 4, 4] = True  # the diagonal: ignored
+    head = ConMIMHead()
+    loss = head.loss_and_accuracy(pred, target, mask, excluded)[0]
+
+    def row(b, i, keep):
+        q = pred[b, i] / pred[b, i].norm()
+        sims = {j: float(q @ (target[b, j] / target[b, j].norm())) / 0.1 for j in keep}
+        return math.log(sum(math.exp(s) for s in sims.values())) - sims[i]
+    expected = (row(0, 2, [j for j in range(L) if j not in (5, 7)]) + row(1, 4, range(L))) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert head.loss_and_accuracy(pred, target, mask, None)[0] != pytest.approx(expected)

@@ -3,11 +3,19 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..utils.fused_ema import FusedCosineEMA
+
+
+def identical_patches(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(B, L, L) bool: True where patches i and j of an image have the same pixels."""
+    patches = F.unfold(images.float(), kernel_size=patch_size, stride=patch_size)  # (B, C*p*p, L)
+    patches = patches.transpose(1, 2)
+    return torch.cdist(patches, patches, compute_mode='donot_use_mm_for_euclid_dist') == 0
 
 
 @MODELS.register_module()
@@ -37,6 +45,12 @@ class ConMIM(BaseSelfSupervisor):
             the masked tokens only, not over all tokens and [CLS] as in the paper, so the
             training maths changes (docs/results.md has the ablation), and the step waits once
             for the device to learn how many tokens are masked. Defaults to False.
+        exclude_identical_negatives (bool): Not in the paper. Teacher patches whose pixels are
+            identical to the masked patch's own (in the student view) are no negatives of it:
+            the InfoNCE no longer asks the student to tell apart patches that only their
+            position distinguishes. Natural photos hardly have such patches; Fashion-MNIST
+            crops are about half uniform black background (docs/results.md has the runs).
+            Costs a (B, L, L) patch comparison. Defaults to False (the official loss).
     """
 
     # What ``compile=True`` compiles (tools/train.py, CompileModelHook): both encoders and
@@ -51,6 +65,7 @@ class ConMIM(BaseSelfSupervisor):
                  end_momentum: float = 0.,
                  teacher_ema: Optional[dict] = None,
                  project_masked_only: bool = False,
+                 exclude_identical_negatives: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(backbone=backbone, neck=neck, head=head,
@@ -59,6 +74,7 @@ class ConMIM(BaseSelfSupervisor):
         ema_cfg.update(momentum=base_momentum, end_momentum=end_momentum)
         self.teacher = MODELS.build(ema_cfg, default_args=dict(model=self._student()))
         self.project_masked_only = project_masked_only
+        self.exclude_identical_negatives = exclude_identical_negatives
 
     def _student(self) -> nn.ModuleDict:
         """The trained modules, under the names the teacher copy uses."""
@@ -95,7 +111,9 @@ class ConMIM(BaseSelfSupervisor):
         with torch.no_grad():
             teacher = self.teacher.module
             target = self._encode(teacher['backbone'], teacher['neck'], teacher_view)
-        return self.head.loss_and_accuracy(pred, target, mask)
+        excluded = identical_patches(student_view, self.backbone.patch_size) \
+            if self.exclude_identical_negatives else None
+        return self.head.loss_and_accuracy(pred, target, mask, excluded)
 
     def extract_feat(self, inputs: torch.Tensor) -> tuple:
         """Unmasked student features."""

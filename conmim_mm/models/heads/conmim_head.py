@@ -1,5 +1,5 @@
 """ConMIM's denoising contrast: intra-image, inter-patch InfoNCE."""
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -34,10 +34,14 @@ class ConMIMHead(BaseModule):
             raise ValueError(f'temperature must be positive, got {temperature}.')
         self.temperature = temperature
 
-    def logits_and_labels(self, pred: torch.Tensor, target: torch.Tensor,
-                          mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def logits_and_labels(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                          excluded: Optional[torch.Tensor] = None
+                          ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Logits (B*L, L) and labels (B*L,): the M masked patches first, in mask order, then
-        the unmasked ones with the label ``IGNORE_INDEX``. Shapes never depend on the mask."""
+        the unmasked ones with the label ``IGNORE_INDEX``. Shapes never depend on the mask.
+
+        ``excluded`` (B, L, L), optional: True where teacher patch j must not be a negative of
+        row i (its logit becomes -inf); the diagonal (the positive) is never excluded."""
         if pred.shape != target.shape or pred.dim() != 3:
             raise ValueError(f'pred and target must both be (B, L, C), got {tuple(pred.shape)} '
                              f'and {tuple(target.shape)}.')
@@ -46,6 +50,9 @@ class ConMIMHead(BaseModule):
         pred = F.normalize(pred.float(), dim=-1)
         target = F.normalize(target.float(), dim=-1)
         logits = torch.bmm(pred, target.transpose(1, 2)) / self.temperature  # (B, L, L)
+        if excluded is not None:
+            own = torch.eye(L, dtype=torch.bool, device=logits.device)
+            logits = logits.masked_fill(excluded.bool() & ~own, float('-inf'))
         labels = torch.arange(L, device=pred.device).repeat(B)
         labels = torch.where(masked, labels, IGNORE_INDEX)
         masked_first = torch.argsort((~masked).to(torch.uint8), stable=True)
@@ -59,10 +66,12 @@ class ConMIMHead(BaseModule):
         else:  # checked on the device, without waiting for it
             torch._assert_async(mask.any(), message)
 
-    def loss_and_accuracy(self, pred: torch.Tensor, target: torch.Tensor,
-                          mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The loss and how often a masked token's best match is its own teacher patch."""
-        logits, labels = self.logits_and_labels(pred, target, mask)
+    def loss_and_accuracy(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                          excluded: Optional[torch.Tensor] = None
+                          ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The loss and how often a masked token's best match is its own teacher patch
+        (``excluded``: see ``logits_and_labels``)."""
+        logits, labels = self.logits_and_labels(pred, target, mask, excluded)
         self._check_some_masked(mask)
         loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
         with torch.no_grad():
