@@ -1,6 +1,7 @@
 """Image and annotation loading that skips an unreadable file instead of ending a days-long run."""
 import io
 import logging
+import re
 import warnings
 from typing import List, Optional
 
@@ -75,17 +76,19 @@ def _check_pixel_count(img_bytes: bytes, max_pixels: Optional[int]) -> None:
             with Image.open(io.BytesIO(img_bytes)) as img:
                 width, height = img.size
         except Image.DecompressionBombError as err:
-            # above twice Pillow's MAX_IMAGE_PIXELS: Pillow gives no size, only the refusal
-            if max_pixels < 2 * (Image.MAX_IMAGE_PIXELS or 0):
-                raise UnreadableImageError(f'too large to decode ({err}); max_pixels='
-                                           f'{max_pixels} of the loading transform') from None
-            return
+            # above twice Pillow's MAX_IMAGE_PIXELS, Pillow refuses and says only the count
+            if max_pixels >= 2 * Image.MAX_IMAGE_PIXELS:
+                return
+            count = re.search(r'\((\d+) pixels\)', str(err))
+            size = f'{count.group(1)} pixels' if count else f'{err}'
         except Exception:  # noqa: BLE001 - not identified by Pillow: the decoder decides
             return
-    if width * height > max_pixels:
-        raise UnreadableImageError(
-            f'too large to decode: {width}x{height} = {width * height} pixels, more than '
-            f'max_pixels={max_pixels} of the loading transform (raise it to load such images)')
+        else:
+            if width * height <= max_pixels:
+                return
+            size = f'{width}x{height} = {width * height} pixels'
+    raise UnreadableImageError(f'too large to decode: {size}, more than max_pixels={max_pixels} '
+                               'of the loading transform (raise it to load such images)')
 
 
 def decode_image(img_bytes: bytes, flag: str = 'color', backend: Optional[str] = None,

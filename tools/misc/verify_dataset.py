@@ -92,8 +92,8 @@ def main():
     except DatasetNotFoundError as err:
         sys.exit(f'error: {err}')
 
-    # file names that are no valid UTF-8 are printed as their bytes, not as an error
-    sys.stdout.reconfigure(errors='surrogateescape')
+    if hasattr(sys.stdout, 'reconfigure'):  # names that are no UTF-8: printed as their bytes
+        sys.stdout.reconfigure(errors='surrogateescape')
     problems, total, bad_images, bad_labels, labels_checked = [], 0, 0, 0, False
     for dataset in image_datasets(DATASETS.build(loader_cfg['dataset'])):
         _state.update(dataset=dataset, loader=find_loader(dataset),
