@@ -5,6 +5,8 @@ import logging
 import os
 import subprocess
 import sys
+import zlib
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -45,6 +47,19 @@ def write_good_images(folder):
     cv2.imwrite(os.path.join(folder, 'deep16.png'), rng.integers(0, 65535, (30, 30, 3),
                                                                  dtype=np.uint16))
     return sorted(os.path.join(folder, name) for name in os.listdir(folder))
+
+
+@lru_cache(maxsize=1)
+def huge_png(side=16000):
+    """A valid 8-bit grey PNG of side x side zeros: 249 KB, 768 MB once decoded as BGR."""
+    def chunk(kind, data):
+        return (len(data).to_bytes(4, 'big') + kind + data +
+                zlib.crc32(kind + data).to_bytes(4, 'big'))
+    packer, row = zlib.compressobj(9), bytes(side + 1)  # filter byte + pixels
+    pixels = b''.join([packer.compress(row) for _ in range(side)] + [packer.flush()])
+    header = side.to_bytes(4, 'big') * 2 + bytes([8, 0, 0, 0, 0])
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', pixels) +
+            chunk(b'IEND', b''))
 
 
 BAD = {  # name -> (bytes, what the reason must say)
@@ -118,6 +133,32 @@ def test_too_many_unreadable_files_stop_with_a_clear_message(tmp_path):
         loader(dict(img_path=bad[2]))
     assert all(path in str(err.value) for path in bad[:3])
     assert 'tools/misc/verify_dataset.py' in str(err.value)
+
+
+def test_an_image_of_too_many_pixels_is_skipped_from_its_header(tmp_path, monkeypatch):
+    huge = tmp_path / 'huge.png'
+    huge.write_bytes(huge_png())
+    assert len(huge_png()) < 250_000  # 249 KB on disk
+    import conmim_mm.datasets.loading as loading
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError('the image was decoded')
+    with monkeypatch.context() as patch:
+        patch.setattr(loading.mmcv, 'imfrombytes', no_decoding)
+        assert LoadImageFromFileOrSkip()(dict(img_path=str(huge))) is None
+        reason = unreadable_reason(LoadImageFromFileOrSkip(), dict(img_path=str(huge)))
+    # 16000x16000 is above twice Pillow's own limit: Pillow gives the pixel count, not the size
+    assert reason == ('too large to decode: 256000000 pixels, more than max_pixels=89478485 of '
+                      'the loading transform (raise it to load such images)')
+    # the bound is configurable, None lifts it
+    small = write_good_images(str(tmp_path / 'good'))[0]  # 48x40 pixels
+    assert unreadable_reason(LoadImageFromFileOrSkip(max_pixels=1000), dict(
+        img_path=small)).startswith('too large to decode: 48x40 = 1920 pixels, more than '
+                                    'max_pixels=1000')
+    assert LoadImageFromFileOrSkip(max_pixels=1920)(dict(img_path=small)) is not None
+    assert LoadImageFromFileOrSkip(max_pixels=None)(dict(img_path=small)) is not None
+    with pytest.raises(ValueError, match='max_pixels must be at least 1'):
+        LoadImageFromFileOrSkip(max_pixels=0)
 
 
 # ---- through the real entry points -------------------------------------------------------

@@ -7,6 +7,7 @@ and use PYTHON when it is set.
 """
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -83,3 +84,33 @@ def test_launchers_honour_PYTHON(decoy_env, tmp_path, script, args):
     assert CONFIG in (tmp_path / ('srun_args' if 'slurm' in script else 'python_args')).read_text()
     if 'slurm' in script:
         assert chosen in (tmp_path / 'srun_args').read_text()
+
+
+@pytest.mark.parametrize('script,args', [
+    ('dist_train.sh', [CONFIG, 2]),
+    ('dist_test.sh', [CONFIG, 'ckpt.pth', 2]),
+    ('slurm_train.sh', ['gpu', 'job', CONFIG]),
+])
+def test_launchers_never_put_the_launch_directory_on_the_path(decoy_env, tmp_path, script, args):
+    """With PYTHONPATH unset, "$ROOT:${PYTHONPATH:-}" ended in an empty entry, which Python reads
+    as the current directory: a mmengine.py where the job was launched shadowed mmengine."""
+    launch_dir = tmp_path / 'launch'
+    launch_dir.mkdir()
+    (launch_dir / 'mmengine.py').write_text('raise SystemExit("the decoy mmengine.py ran")\n')
+    record = f'echo "$PYTHONPATH" > {tmp_path}/pythonpath\n'
+    write_script(tmp_path / 'bin' / 'srun', record)  # replaces the fixture's recording srun
+    python = write_script(tmp_path / 'python_recorder', record)
+    proc = subprocess.run(['bash', os.path.join(ROOT, 'tools', script), *map(str, args)],
+                          cwd=launch_dir, capture_output=True, text=True, timeout=60,
+                          env=dict(decoy_env, PYTHON=python))
+    assert proc.returncode == 0, proc.stderr
+    pythonpath = (tmp_path / 'pythonpath').read_text().strip()
+    assert pythonpath.split(os.pathsep) == [ROOT]
+    # What a worker sees with that PYTHONPATH: a script elsewhere importing mmengine.
+    probe = tmp_path / 'probe' / 'worker.py'
+    probe.parent.mkdir()
+    probe.write_text('import mmengine\nprint(mmengine.__file__)\n')
+    worker = subprocess.run([sys.executable, str(probe)], cwd=launch_dir, capture_output=True,
+                            text=True, timeout=120, env=dict(decoy_env, PYTHONPATH=pythonpath))
+    assert worker.returncode == 0 and 'decoy' not in worker.stderr, worker.stderr
+    assert not worker.stdout.startswith(str(launch_dir))

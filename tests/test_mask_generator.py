@@ -105,3 +105,60 @@ def test_grid_checked_at_first_image_without_input_size():
     gen = ConMIMMaskGenerator(patch_size=4, strategy='block', mask_ratio=0.2, min_num_patches=16)
     with pytest.raises(ValueError, match='min_num_patches=16 is more than the 10 patches'):
         gen(dict(img=np.zeros((28, 28, 3), np.uint8)))
+
+
+@pytest.mark.parametrize('img_size,patch_size,ratio,min_num_patches', [
+    (28, 4, 40 / 49, 36),  # the first block fits nowhere in 10 tries for 39 % of the draws
+    (224, 16, 150 / 196, 140),  # 16 %
+])
+def test_no_mask_is_empty_where_the_first_block_often_fits_nowhere(
+        img_size, patch_size, ratio, min_num_patches):
+    """Such settings passed the build-time check, then an all-empty batch stopped training with
+    "The mask selects no patch"."""
+    from mmengine.dataset import Compose
+    from mmpretrain.registry import TRANSFORMS
+    pipeline = Compose([TRANSFORMS.build(dict(
+        type='ConMIMMaskGenerator', patch_size=patch_size, strategy='block', mask_ratio=ratio,
+        min_num_patches=min_num_patches, input_size=img_size))])
+    img = np.zeros((img_size, img_size, 3), np.uint8)
+    np.random.seed(0)
+    counts = np.array([pipeline(dict(img=img))['mask'].sum() for _ in range(500)])
+    assert counts.min() > 0, np.bincount(counts)
+
+
+def official_block_masks(height, width, num_masking_patches, min_num_patches, n,
+                         min_aspect=0.3, max_tries=10):
+    """The official (BEiT) block masking, written out on numpy's random state."""
+    log_ratio = (np.log(min_aspect), -np.log(min_aspect))
+    out = []
+    for _ in range(n):
+        mask, count = np.zeros((height, width), int), 0
+        while count < num_masking_patches:
+            left_to_mask, added = num_masking_patches - count, 0
+            for _ in range(max_tries):
+                area = np.random.uniform(min_num_patches, left_to_mask)
+                aspect = np.exp(np.random.uniform(*log_ratio))
+                h, w = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
+                if h < height and w < width:
+                    top = np.random.randint(0, height - h + 1)
+                    left = np.random.randint(0, width - w + 1)
+                    new = h * w - mask[top:top + h, left:left + w].sum()
+                    if 0 < new <= left_to_mask:
+                        mask[top:top + h, left:left + w] = 1
+                        added = new
+                        break
+            if added == 0:
+                break
+            count += added
+        out.append(mask)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize('img_size,patch_size,ratio,min_num_patches', SETTINGS)
+def test_valid_settings_draw_the_official_masks(img_size, patch_size, ratio, min_num_patches):
+    grid = img_size // patch_size
+    ours = masks(img_size, patch_size, ratio, min_num_patches, n=300, seed=5)
+    np.random.seed(5)
+    official = official_block_masks(grid, grid, int(round(ratio * grid * grid)),
+                                    min_num_patches, n=300)
+    np.testing.assert_array_equal(ours, official)

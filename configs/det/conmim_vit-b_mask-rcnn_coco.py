@@ -23,6 +23,7 @@ _base_ = [
     '../_base_/models/conmim_vit-b-p16_downstream.py',
     'mmdet::common/ms-poly_3x_coco-instance.py',
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    '../_base_/datasets/skip_unreadable.py',
 ]
 custom_imports = dict(imports=['conmim_mm', 'conmim_mm.det'], allow_failed_imports=False)
 
@@ -44,6 +45,11 @@ optim_wrapper = dict(
     _delete_=True,
     optimizer=dict(_base_.layer_decay_optim_wrapper.optimizer, lr=1e-4),
     paramwise_cfg=dict(_base_.layer_decay_optim_wrapper.paramwise_cfg, layer_decay_rate=0.75))
+
+# mmdet's multi-scale pipeline, loading with the transforms that skip an unreadable image
+train_pipeline = [dict(step, type=_base_.skip_unreadable.get(step['type'], step['type']))
+                  for step in _base_.train_pipeline]
+train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))
 
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=1000),

@@ -14,6 +14,7 @@ _base_ = [
     '../_base_/models/conmim_vit-b-p16_downstream.py',
     'mmseg::_base_/models/upernet_mae.py',
     'mmseg::_base_/datasets/ade20k.py',
+    '../_base_/datasets/skip_unreadable.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
@@ -46,7 +47,11 @@ param_scheduler = [
     dict(type='PolyLR', power=1.0, eta_min=0., by_epoch=False, begin=1500, end=160000),
 ]
 
-train_dataloader = dict(batch_size=2, num_workers=4)  # x 8 GPUs = 16
+# mmseg's ADE20K pipeline, loading with the transforms that skip an unreadable image or label map
+train_pipeline = [dict(step, type=_base_.skip_unreadable.get(step['type'], step['type']))
+                  for step in _base_.train_pipeline]
+train_dataloader = dict(batch_size=2, num_workers=4,  # x 8 GPUs = 16
+                        dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=1, num_workers=4)
 test_dataloader = val_dataloader
 default_hooks = dict(

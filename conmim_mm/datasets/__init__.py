@@ -8,8 +8,11 @@ from .checks import DatasetNotFoundError, check_dataset_paths
 
 __all__ += ['DatasetNotFoundError', 'check_dataset_paths']
 from .block_mask import BlockMaskGenerator
-from .loading import (LoadImageFromFileOrSkip, TooManyUnreadableImagesError,
-                      UnreadableImageError, unreadable_reason)
+from .loading import (LoadImageFromFileOrSkip, SkipsUnreadableAnnotations,
+                      TooManyUnreadableFilesError, TooManyUnreadableImagesError,
+                      UnreadableImageError, loggable, unreadable_annotation_reason,
+                      unreadable_reason)
 
-__all__ += ['BlockMaskGenerator', 'LoadImageFromFileOrSkip', 'TooManyUnreadableImagesError',
-            'UnreadableImageError', 'unreadable_reason']
+__all__ += ['BlockMaskGenerator', 'LoadImageFromFileOrSkip', 'SkipsUnreadableAnnotations',
+            'TooManyUnreadableFilesError', 'TooManyUnreadableImagesError', 'UnreadableImageError',
+            'loggable', 'unreadable_annotation_reason', 'unreadable_reason']

@@ -25,7 +25,8 @@ class ConMIMMaskGenerator(BaseTransform):
     * ``'block'`` (the code default): the official BEiT block-wise masking
       (:class:`BlockMaskGenerator`) of ``round(mask_ratio * num_patches)`` patches, blocks of
       at least ``min_num_patches`` (75 of 196 patches with min 16 at 224/16 by default); every
-      patch can be masked, and a ratio the blocks cannot reach stops with a few patches less;
+      patch can be masked, a ratio the blocks cannot reach stops with a few patches less, and
+      no mask is empty;
     * ``'random'`` (the ViT-L recipe): mmpretrain's SimMIM random masking of
       ``mask_unit_size``-pixel units, ``ceil(mask_ratio * num_units)`` of them (148 of 196
       patches at 224/16, ratio 0.75).

@@ -293,7 +293,8 @@ def cpu_peak_memory(args, argv):
     """Run the two probes (one per implementation) side by side in fresh interpreters."""
     procs = {}
     for name in ('ours', 'stock'):
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+        paths = [ROOT, os.environ.get('PYTHONPATH')]  # no empty entry: it means the cwd
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)))
         procs[name] = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), *argv, '--probe', name],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)

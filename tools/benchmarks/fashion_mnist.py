@@ -144,7 +144,8 @@ def run_train(args, config, work_dir, options=()):
     cmd = [sys.executable, osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work_dir]
     if options:
         cmd += ['--cfg-options', *options]
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    paths = [ROOT, os.environ.get('PYTHONPATH')]  # no empty entry: it means the cwd
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)))
     print('$', ' '.join(cmd), flush=True)
     start = time.time()
     with open(osp.join(work_dir, 'train.out'), 'w') as log:

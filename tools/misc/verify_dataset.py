@@ -1,11 +1,15 @@
-"""List every image of a config's dataset that its loader cannot read, before a long run.
+"""List every image and annotation file of a config's dataset that cannot be read, before a
+long run.
 
     python tools/misc/verify_dataset.py CONFIG [--split train|val|test] [--workers N]
         [--cfg-options k=v ...]
 
-Builds the split's dataset from the config and reads each file with the pipeline's own
-loading transform (same file backend, decoder and colour settings; truncated JPEGs count as
-unreadable). Prints one ``path<TAB>reason`` line per unreadable file and a summary; exits 1
+Builds the split's dataset from the config (which parses its annotation file, a COCO json for
+instance, and so lists the images it names) and reads each sample's image with the pipeline's
+own loading transform (same file backend, decoder and colour settings; truncated JPEGs and
+PNGs and images above the loader's ``max_pixels`` count as unreadable), and its label map when
+the pipeline's ``LoadAnnotations`` reads one (segmentation). Prints one ``path<TAB>reason`` line
+per unreadable file (file names as their bytes, whatever their encoding) and a summary; exits 1
 when there is any, 0 when every file reads.
 """
 import argparse
@@ -19,9 +23,9 @@ from mmengine.utils import import_modules_from_strings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from conmim_mm.datasets import (DatasetNotFoundError, check_dataset_paths,  # noqa: E402
-                                unreadable_reason)
+                                unreadable_annotation_reason, unreadable_reason)
 
-_state = {}  # the dataset and loader, shared with forked workers
+_state = {}  # the dataset and loaders, shared with forked workers
 
 
 def parse_args():
@@ -53,10 +57,23 @@ def find_loader(dataset):
                      'LoadImageFromFile-type transform): there is nothing to verify.')
 
 
+def find_annotation_loader(dataset):
+    """The pipeline's ``LoadAnnotations`` when it reads a file per sample (a label map)."""
+    from mmcv.transforms import LoadAnnotations
+    for transform in getattr(dataset.pipeline, 'transforms', []):
+        if isinstance(transform, LoadAnnotations) and transform.with_seg:
+            return transform
+    return None
+
+
 def check(index):
-    dataset, loader = _state['dataset'], _state['loader']
+    """(image path, why unreadable or None, label map path or None, why unreadable or None)."""
+    dataset, loader, ann_loader = _state['dataset'], _state['loader'], _state['ann_loader']
     info = dataset.get_data_info(index)
-    return info.get('img_path', str(index)), unreadable_reason(loader, info)
+    image = info.get('img_path', str(index)), unreadable_reason(loader, info)
+    if ann_loader is None:
+        return image + (None, None)
+    return image + (info.get('seg_map_path'), unreadable_annotation_reason(ann_loader, info))
 
 
 def main():
@@ -75,10 +92,15 @@ def main():
     except DatasetNotFoundError as err:
         sys.exit(f'error: {err}')
 
-    problems, total = [], 0
+    if hasattr(sys.stdout, 'reconfigure'):  # names that are no UTF-8: printed as their bytes
+        sys.stdout.reconfigure(errors='surrogateescape')
+    problems, total, bad_images, bad_labels, labels_checked = [], 0, 0, 0, False
     for dataset in image_datasets(DATASETS.build(loader_cfg['dataset'])):
-        _state.update(dataset=dataset, loader=find_loader(dataset))
-        print(f'Checking {len(dataset)} images with {_state["loader"]!r}', file=sys.stderr)
+        _state.update(dataset=dataset, loader=find_loader(dataset),
+                      ann_loader=find_annotation_loader(dataset))
+        labels_checked |= _state['ann_loader'] is not None
+        also = ' and label maps' if _state['ann_loader'] is not None else ''
+        print(f'Checking {len(dataset)} images{also} with {_state["loader"]!r}', file=sys.stderr)
         total += len(dataset)
         indices = range(len(dataset))
         if args.workers > 1:
@@ -86,11 +108,17 @@ def main():
                 results = list(pool.imap(check, indices, chunksize=64))
         else:
             results = [check(index) for index in indices]
-        problems += [(path, reason) for path, reason in results if reason]
+        for img_path, img_reason, label_path, label_reason in results:
+            bad_images += img_reason is not None
+            bad_labels += label_reason is not None
+            problems += [(path, reason) for path, reason in ((img_path, img_reason),
+                                                             (label_path, label_reason)) if reason]
 
     for path, reason in problems:
         print(f'{path}\t{reason}')
-    print(f'{len(problems)} of {total} images unreadable.', file=sys.stderr)
+    print(f'{bad_images} of {total} images unreadable.', file=sys.stderr)
+    if labels_checked:
+        print(f'{bad_labels} of {total} label maps unreadable.', file=sys.stderr)
     sys.exit(1 if problems else 0)
 
 
