@@ -24,7 +24,8 @@ _base_ = [
 custom_imports = dict(imports=['conmim_mm', 'conmim_mm.det'], allow_failed_imports=False)
 
 image_size = (1024, 1024)  # [d2-lsj]
-norm_cfg = dict(type='LN2d', requires_grad=True)  # LayerNorm in pyramid and heads [d2-model]
+# LayerNorm over channels in the pyramid and the box and mask heads, eps 1e-6 [d2-model]
+norm_cfg = dict(type='LN2d', eps=1e-6, requires_grad=True)
 model = dict(
     # every training batch padded to 1024x1024 (the crop of LSJ), as detectron2's square_pad
     data_preprocessor=dict(
@@ -38,6 +39,7 @@ model = dict(
         window_size=14,  # [d2-model]
         global_attn_indices=(2, 5, 8, 11),  # [d2-model]
         out_indices=(11, ),  # the last map only [d2-model]
+        pad_to_img_size=True,  # test images padded to 1024x1024 as detectron2's square_pad
         drop_path_rate=0.1,  # [d2-model]
         use_checkpoint=True),  # 4096 tokens per image: recompute block activations in backward
     neck=dict(
@@ -54,12 +56,10 @@ model = dict(
                        fc_out_channels=1024, norm_cfg=norm_cfg),  # 4 conv + 1 fc [d2-model]
         mask_head=dict(norm_cfg=norm_cfg)))  # [d2-model]
 
-# test: longest side 1024 [d2-lsj], padded to 1024x1024 with the mean colour (0 after
-# normalisation), so the global blocks see the grid they were trained on (detectron2 square_pad)
+# test: longest side 1024 [d2-lsj] (the backbone pads to 1024x1024, see pad_to_img_size)
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
     dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='Pad', size=image_size, pad_val=dict(img=(104, 116, 124))),  # BGR ImageNet mean
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),

@@ -69,6 +69,10 @@ class ConMIMViTDet(ConMIMViT):
         window_size (int): Side of the attention windows, in tokens (ViTDet: 14).
         global_attn_indices (Sequence[int], optional): Blocks with global attention; by default
             the last block of each quarter of the network.
+        pad_to_img_size (bool): Pad smaller inputs with zeros (the mean colour after
+            normalisation) to ``img_size`` and crop the feature maps back, so that the global
+            blocks always attend over the grid their tables were built for, as detectron2's
+            ``square_pad`` does for test images. Needs ``out_type='featmap'``.
         **kwargs: Everything else ``ConMIMViT`` takes (``out_indices``, ``drop_path_rate``,
             ``use_checkpoint``, ``init_cfg``, ...). Relative position tables are per block
             (``use_rel_pos_bias=True``), ``layer_cfgs`` is set here.
@@ -79,6 +83,7 @@ class ConMIMViTDet(ConMIMViT):
                  img_size=1024,
                  window_size: int = 14,
                  global_attn_indices: Optional[Sequence[int]] = None,
+                 pad_to_img_size: bool = False,
                  use_rel_pos_bias: bool = True,
                  use_shared_rel_pos_bias: bool = False,
                  **kwargs):
@@ -109,11 +114,25 @@ class ConMIMViTDet(ConMIMViT):
                       for i in range(num_layers)]
         super().__init__(arch=arch, img_size=img_size, use_rel_pos_bias=True,
                          use_shared_rel_pos_bias=False, layer_cfgs=layer_cfgs, **kwargs)
+        if pad_to_img_size and self.out_type != 'featmap':
+            raise ValueError("pad_to_img_size crops feature maps: it needs out_type='featmap'.")
+        self.pad_to_img_size = pad_to_img_size
         self.window_size = window
         self.global_attn_indices = tuple(global_attn_indices)
         for i, layer in enumerate(self.layers):
             # read by _run_layer (an attribute of the block, so it survives deepcopy and EMA)
             layer.attn_window = None if i in global_attn_indices else window
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor]:
+        if not self.pad_to_img_size:
+            return super().forward(x, mask)
+        self._check_input(x)
+        h, w = x.shape[-2:]
+        pad_h, pad_w = max(self.img_size[0] - h, 0), max(self.img_size[1] - w, 0)
+        if mask is not None and (pad_h or pad_w):
+            raise ValueError('A patch mask needs an input of img_size when pad_to_img_size=True.')
+        outs = super().forward(F.pad(x, (0, pad_w, 0, pad_h)), mask)
+        return tuple(out[..., :h // self.patch_size, :w // self.patch_size] for out in outs)
 
     def _run_layer(self, layer, x: torch.Tensor, grid: Tuple[int, int],
                    shared_bias: Optional[torch.Tensor]) -> torch.Tensor:
