@@ -110,8 +110,8 @@ class ConMIMViTDet(ConMIMViT):
             raise ValueError(f'global_attn_indices {bad} are not blocks of this {num_layers}-block '
                              'ViT.')
         window = (window_size, window_size)
-        layer_cfgs = [dict() if i in global_attn_indices else dict(attn_cfg=dict(window_size=window))
-                      for i in range(num_layers)]
+        layer_cfgs = [dict() if i in global_attn_indices else
+                      dict(attn_cfg=dict(window_size=window)) for i in range(num_layers)]
         super().__init__(arch=arch, img_size=img_size, use_rel_pos_bias=True,
                          use_shared_rel_pos_bias=False, layer_cfgs=layer_cfgs, **kwargs)
         if pad_to_img_size and self.out_type != 'featmap':

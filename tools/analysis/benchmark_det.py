@@ -11,7 +11,8 @@ state, activations). The last line is ``img_per_s=<x> peak_mib=<y>``.
 
 Example (the docs/benchmarks.md line: ViT-B ViTDet at 1024x1024, batch 2, CPU)::
 
-    python tools/analysis/benchmark_det.py configs/det/conmim_vit-b_vitdet_mask-rcnn_lsj-100e_coco.py \
+    python tools/analysis/benchmark_det.py \
+        configs/det/conmim_vit-b_vitdet_mask-rcnn_lsj-100e_coco.py \
         --img-size 1024 --batch-size 2 --warmup 1 --iters 2
 """
 import argparse
