@@ -205,7 +205,7 @@ def test_det_pyramid_neck_makes_strides_4_to_32():
 def test_every_downstream_config_parses(path):
     cfg = Config.fromfile(os.path.join(ROOT, path))
     backbone = cfg.model.backbone
-    assert backbone.type == 'ConMIMViT' and backbone.with_mask_token is False
+    assert backbone.type in ('ConMIMViT', 'ConMIMViTDet') and backbone.with_mask_token is False
     assert backbone.init_cfg.type == 'Pretrained' and backbone.init_cfg.checkpoint == ''
     assert cfg.optim_wrapper.get('constructor') in (None,
                                                     'BackboneLayerDecayOptimWrapperConstructor')
