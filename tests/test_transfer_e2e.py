@@ -130,42 +130,20 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=6))
 
 
 # --------------------------------------------------------------------------- detection
-@needs_labelme
-def test_mask_rcnn_on_labelme_coco_json(tmp_path):
-    teacher = extract_teacher(tmp_path)
+def labelme_coco_config(base, model, train_pipeline, test_pipeline, schedule, batch_size=1):
+    """A detection config of ``base`` on labelme's COCO json (3 photos with polygons, VOC
+    classes), trained (``batch_size`` images per step) and evaluated (CocoMetric, bbox + segm) on
+    it; ``model``, ``train_pipeline``, ``test_pipeline`` and ``schedule`` are config text."""
     data_root = COCO_DIR + '/'
-    config = write_config(tmp_path / 'det_tiny.py', f"""
-_base_ = ['{ROOT}/configs/det/conmim_vit-s_mask-rcnn-1x_coco.py']
-model = dict(
-    backbone=dict(arch=dict(_delete_=True, **{TINY!r}), img_size=(320, 480), out_indices=(0, 1, 2, 3),
-                  use_checkpoint=False),
-    neck=[dict(type='ViTFeaturePyramid', in_channels=64, norm_cfg={BN}),
-          dict(type='FPN', in_channels=[64] * 4, out_channels=32, num_outs=5)],
-    rpn_head=dict(in_channels=32, feat_channels=32),
-    roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=32),
-        bbox_head=dict(in_channels=32, fc_out_channels=64, num_classes=20),
-        mask_roi_extractor=dict(out_channels=32),
-        mask_head=dict(in_channels=32, conv_out_channels=32, num_classes=20)),
-    test_cfg=dict(rcnn=dict(score_thr=0.)))
+    return f"""
+_base_ = ['{ROOT}/configs/det/{base}']
+model = {model}
 metainfo = dict(classes={VOC_CLASSES!r})
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
-    dict(type='RandomResize', scale=[(480, 256), (480, 320)], keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(480, 320), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
+train_pipeline = {train_pipeline}
+test_pipeline = {test_pipeline}
 data = dict(data_root='{data_root}', ann_file='annotations.json', data_prefix=dict(img=''),
             metainfo=metainfo)
-train_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
+train_dataloader = dict(batch_size={batch_size}, num_workers=0, persistent_workers=False,
                         dataset=dict(dataset=dict(**data, pipeline=train_pipeline,
                                                   filter_cfg=dict(filter_empty_gt=True, min_size=0))))
 val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
@@ -173,20 +151,118 @@ val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file='{data_root}annotations.json', metric=['bbox', 'segm'])
 test_evaluator = val_evaluator
-param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
-                   dict(type='MultiStepLR', begin=0, end=2, by_epoch=True, milestones=[1])]
-train_cfg = dict(max_epochs=2, val_interval=2)
 default_hooks = dict(logger=dict(interval=1))
-""")
+{schedule}
+"""
+
+
+def heads(channels, width, bbox_head=''):
+    """The RPN and Mask R-CNN heads of the base config at ``channels`` wide, 20 classes."""
+    return f"""
+    rpn_head=dict(in_channels={channels}, feat_channels={channels}),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels={channels}),
+        bbox_head=dict(in_channels={channels}, fc_out_channels={width}, num_classes=20{bbox_head}),
+        mask_roi_extractor=dict(out_channels={channels}),
+        mask_head=dict(in_channels={channels}, conv_out_channels={channels}, num_classes=20))"""
+
+
+def train_and_test_on_labelme_coco(tmp_path, config, checkpoint):
+    """tools/train.py from the extracted teacher, then tools/test.py on the last checkpoint;
+    returns the training log, bbox and segm mAP and the checkpoint's state dict."""
+    teacher = extract_teacher(tmp_path)
     work = tmp_path / 'work'
     out = run('tools/train.py', config, '--work-dir', work, '--cfg-options',
               f'model.backbone.init_cfg.checkpoint={teacher}')
     assert 'Loaded' in out
+    tested = run('tools/test.py', config, work / checkpoint, '--work-dir', tmp_path / 'test')
+    bbox, segm = metric(tested, 'coco/bbox_mAP'), metric(tested, 'coco/segm_mAP')
+    assert 0 <= bbox <= 1 and 0 <= segm <= 1
+    ckpt = torch.load(str(work / checkpoint), map_location='cpu', weights_only=True)
+    return out, bbox, segm, ckpt['state_dict']
+
+
+@needs_labelme
+def test_mask_rcnn_on_labelme_coco_json(tmp_path):
+    config = write_config(tmp_path / 'det_tiny.py', labelme_coco_config(
+        'conmim_vit-s_mask-rcnn-1x_coco.py',
+        model=f"""dict(
+    backbone=dict(arch=dict(_delete_=True, **{TINY!r}), img_size=(320, 480), out_indices=(0, 1, 2, 3),
+                  use_checkpoint=False),
+    neck=[dict(type='ViTFeaturePyramid', in_channels=64, norm_cfg={BN}),
+          dict(type='FPN', in_channels=[64] * 4, out_channels=32, num_outs=5)],{heads(32, 64)},
+    test_cfg=dict(rcnn=dict(score_thr=0.)))""",
+        train_pipeline="""[
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
+    dict(type='RandomResize', scale=[(480, 256), (480, 320)], keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]""",
+        test_pipeline="""[
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(480, 320), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]""",
+        schedule="""
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
+                   dict(type='MultiStepLR', begin=0, end=2, by_epoch=True, milestones=[1])]
+train_cfg = dict(max_epochs=2, val_interval=2)"""))
+    out, bbox, segm, state = train_and_test_on_labelme_coco(tmp_path, config, 'epoch_2.pth')
     losses = [float(v) for v in re.findall(r'\bloss: ([\d.]+)', out)]
     assert len(losses) == 6 and all(np.isfinite(losses))
-    tested = run('tools/test.py', config, work / 'epoch_2.pth', '--work-dir', tmp_path / 'test')
-    bbox, segm = metric(tested, 'coco/bbox_mAP'), metric(tested, 'coco/segm_mAP')
     print(f'labelme COCO after 6 iterations: bbox mAP {bbox:.3f}, segm mAP {segm:.3f}')
-    assert 0 <= bbox <= 1 and 0 <= segm <= 1
-    ckpt = torch.load(str(work / 'epoch_2.pth'), map_location='cpu', weights_only=True)
-    assert any(k.startswith('neck.0.branches.0.') for k in ckpt['state_dict'])
+    assert any(k.startswith('neck.0.branches.0.') for k in state)
+
+
+@needs_labelme
+def test_vitdet_mask_rcnn_on_labelme_coco_json(tmp_path):
+    """The ViTDet recipe at 224x224 instead of 1024x1024: windows of 6 tokens in a 14x14 grid
+    (padded to 18x18), global attention in blocks 1 and 3, LSJ crops, SimpleFPN and the LN heads,
+    fewer proposals and sampled RoIs; the pretrained 14x14 table is resized to the windows on
+    loading."""
+    config = write_config(tmp_path / 'vitdet_tiny.py', labelme_coco_config(
+        'conmim_vit-b_vitdet_mask-rcnn_lsj-25e_coco.py',
+        model=f"""dict(
+    data_preprocessor=dict(batch_augments=[dict(type='BatchFixedSizePad', size=(224, 224),
+                                                pad_mask=True)]),
+    backbone=dict(arch=dict(_delete_=True, **{TINY!r}), img_size=224, window_size=6,
+                  global_attn_indices=(1, 3), out_indices=(3, ), use_checkpoint=False),
+    neck=dict(in_channels=64, out_channels=32),{heads(32, 64, ', conv_out_channels=32')},
+    train_cfg=dict(rpn_proposal=dict(nms_pre=300, max_per_img=100),
+                   rcnn=dict(sampler=dict(num=64))),
+    test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100),
+                  rcnn=dict(score_thr=0., max_per_img=20)))""",
+        train_pipeline="""[
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
+    dict(type='RandomResize', scale=(224, 224), ratio_range=(0.8, 1.25), keep_ratio=True),
+    dict(type='RandomCrop', crop_type='absolute_range', crop_size=(224, 224),
+         recompute_bbox=True, allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]""",
+        test_pipeline="""[
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(224, 224), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]""",
+        batch_size=2, schedule="""
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
+                   dict(type='MultiStepLR', begin=0, end=3, by_epoch=False, milestones=[2])]
+train_cfg = dict(max_iters=3, val_interval=3)
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=3))"""))
+    out, bbox, segm, state = train_and_test_on_labelme_coco(tmp_path, config, 'iter_3.pth')
+    assert 'resized layers.0.attn.relative_position_bias_table' in out  # 14x14 -> 6x6 window
+    assert 'resized layers.1.' not in out  # global block: the 14x14 grid of 224x224
+    losses = [float(v) for v in re.findall(r'\bloss: ([\d.]+)', out)]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    print(f'labelme COCO, ViTDet, after 3 iterations: bbox mAP {bbox:.3f}, segm mAP {segm:.3f}')
+    assert state['backbone.layers.0.attn.relative_position_bias_table'].shape[0] == 11 * 11 + 3
+    assert {'neck.lateral_convs.0.ln.weight', 'roi_head.bbox_head.shared_convs.3.ln.weight',
+            'roi_head.mask_head.convs.3.ln.weight'} <= set(state)  # LayerNorm in neck and heads

@@ -125,6 +125,36 @@ def test_vit_b_backbone_equals_the_pretrained_teacher(vit_b_checkpoint, kind):
         assert int(pred.labels.max()) < 80
 
 
+@acceptance
+def test_vit_b_checkpoint_loads_whole_into_vitdet_and_runs_at_1024(vit_b_checkpoint):
+    """ViTDet config: strict loading through init_cfg (windowed blocks keep the 14x14 table,
+    global blocks 2/5/8/11 get it resized to 64x64), every teacher tensor used except those a
+    downstream backbone never has (mask token, final norm), then 1024x1024 on the CPU through
+    backbone and pyramid: strides 4-64, 256 channels."""
+    path, state = vit_b_checkpoint
+    teacher = {k[len('teacher.module.backbone.'):]: v for k, v in state.items()}
+    cfg = load_config('det', path, prefix='teacher.module.backbone.',
+                      config='configs/det/conmim_vit-b_vitdet_mask-rcnn_lsj-100e_coco.py')
+    model = build(cfg)
+    backbone = model.backbone
+    assert type(backbone).__name__ == 'ConMIMViTDet'
+    assert_backbone_is_pretrained(backbone, teacher)
+    windows = [tuple(layer.attn.window_size) for layer in backbone.layers]
+    assert windows == [(64, 64) if i in (2, 5, 8, 11) else (14, 14) for i in range(12)]
+    own = backbone.state_dict()
+    unused = {k for k in teacher if k not in own and not k.endswith('relative_position_index')}
+    assert unused == {'rel_pos_bias.relative_position_bias_table', 'mask_token', 'ln1.weight',
+                      'ln1.bias'}
+    image = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        features = backbone(image)
+        pyramid = model.neck(features)
+    assert len(features) == 1 and features[0].shape == (1, 768, 64, 64)
+    assert torch.isfinite(features[0]).all()
+    assert [tuple(p.shape) for p in pyramid] == [(1, 256, 1024 // s, 1024 // s)
+                                                 for s in (4, 8, 16, 32, 64)]
+
+
 # --------------------------------------------------------------------------- three libraries
 @pytest.fixture(scope='module')
 def tiny_checkpoint(tmp_path_factory):
@@ -175,7 +205,7 @@ def test_det_pyramid_neck_makes_strides_4_to_32():
 def test_every_downstream_config_parses(path):
     cfg = Config.fromfile(os.path.join(ROOT, path))
     backbone = cfg.model.backbone
-    assert backbone.type == 'ConMIMViT' and backbone.with_mask_token is False
+    assert backbone.type in ('ConMIMViT', 'ConMIMViTDet') and backbone.with_mask_token is False
     assert backbone.init_cfg.type == 'Pretrained' and backbone.init_cfg.checkpoint == ''
     assert cfg.optim_wrapper.get('constructor') in (None,
                                                     'BackboneLayerDecayOptimWrapperConstructor')

@@ -1,23 +1,33 @@
-"""mmdetection glue: ``ConMIMViT``, the layer-decay constructor, ``ViTFeaturePyramid`` and the
-loaders that skip unreadable files (``LoadImageFromFileOrSkip``, ``LoadAnnotationsOrSkip``) in
-mmdet's registries.
+"""mmdetection glue: ``ConMIMViT``, the layer-decay constructor, ``ViTFeaturePyramid`` (the
+BEiT-style neck), the ViTDet parts (``ConMIMViTDet``, ``SimpleFPN``, LayerNorm over the
+channels of NCHW maps as ``LN2d``) and the loaders that skip unreadable files
+(``LoadImageFromFileOrSkip``, ``LoadAnnotationsOrSkip``) in mmdet's registries.
 
 Imported by the detection configs through ``custom_imports`` (importing mmdet checks the mmcv
 version, so plain ``import conmim_mm`` does not do it).
 """
 from mmdet.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS, TRANSFORMS
+from mmpretrain.models.utils.norm import LayerNorm2d
 
 from ..datasets import LoadImageFromFileOrSkip
 from ..engine.optimizers import BackboneLayerDecayOptimWrapperConstructor
 from ..models.backbones import ConMIMViT
 from .loading import LoadAnnotationsOrSkip
+from .simple_fpn import SimpleFPN
 from .vit_pyramid import ViTFeaturePyramid
+from .windowed_vit import ConMIMViTDet
 
-for registry, cls in ((MODELS, ConMIMViT), (MODELS, ViTFeaturePyramid),
-                      (OPTIM_WRAPPER_CONSTRUCTORS, BackboneLayerDecayOptimWrapperConstructor),
-                      (TRANSFORMS, LoadImageFromFileOrSkip), (TRANSFORMS, LoadAnnotationsOrSkip)):
-    if cls.__name__ not in registry.module_dict:
-        registry.register_module(module=cls)
+for registry, cls, name in (
+        (MODELS, ConMIMViT, 'ConMIMViT'), (MODELS, ConMIMViTDet, 'ConMIMViTDet'),
+        (MODELS, ViTFeaturePyramid, 'ViTFeaturePyramid'), (MODELS, SimpleFPN, 'SimpleFPN'),
+        (MODELS, LayerNorm2d, 'LN2d'),  # mmpretrain's, which mmdet 3.3 does not have
+        (OPTIM_WRAPPER_CONSTRUCTORS, BackboneLayerDecayOptimWrapperConstructor,
+         'BackboneLayerDecayOptimWrapperConstructor'),
+        (TRANSFORMS, LoadImageFromFileOrSkip, 'LoadImageFromFileOrSkip'),
+        (TRANSFORMS, LoadAnnotationsOrSkip, 'LoadAnnotationsOrSkip')):
+    if name not in registry.module_dict:
+        registry.register_module(name=name, module=cls)
 
-__all__ = ['ConMIMViT', 'ViTFeaturePyramid', 'BackboneLayerDecayOptimWrapperConstructor',
-           'LoadImageFromFileOrSkip', 'LoadAnnotationsOrSkip']
+__all__ = ['ConMIMViT', 'ConMIMViTDet', 'SimpleFPN', 'ViTFeaturePyramid',
+           'BackboneLayerDecayOptimWrapperConstructor', 'LoadImageFromFileOrSkip',
+           'LoadAnnotationsOrSkip']
