@@ -20,6 +20,7 @@ _base_ = [
     '../_base_/models/conmim_vit-b-p16_downstream.py',
     'mmdet::common/lsj-100e_coco-instance.py',  # LSJ 1024, scale 0.1-2.0, flip [d2-lsj]
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    '../_base_/datasets/skip_unreadable.py',
 ]
 custom_imports = dict(imports=['conmim_mm', 'conmim_mm.det'], allow_failed_imports=False)
 
@@ -56,6 +57,11 @@ model = dict(
                        fc_out_channels=1024, norm_cfg=norm_cfg),  # 4 conv + 1 fc [d2-model]
         mask_head=dict(norm_cfg=norm_cfg)))  # [d2-model]
 
+# LSJ as mmdet writes it, loading with the transforms that skip an unreadable image or
+# annotation (configs/_base_/datasets/skip_unreadable.py)
+train_pipeline = [dict(step, type=_base_.skip_unreadable.get(step['type'], step['type']))
+                  for step in _base_.train_pipeline]
+
 # test: longest side 1024 [d2-lsj] (the backbone pads to 1024x1024, see pad_to_img_size)
 test_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),
@@ -80,7 +86,8 @@ optim_wrapper = dict(
 max_iters = 184375
 milestones = [163889, 177546]
 val_interval = 5000  # as mmdet's projects/ViTDet
-train_dataloader = dict(batch_size=2)  # 32 GPUs x 2 = 64 [paper]
+train_dataloader = dict(batch_size=2,  # 32 GPUs x 2 = 64 [paper]
+                        dataset=dict(dataset=dict(pipeline=train_pipeline)))
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=val_interval)
 param_scheduler = [
