@@ -43,6 +43,20 @@ def test_overrides_name_only_keys_of_the_committed_configs():
         flat = flat_keys(Config.fromfile(bench.CONFIGS[bench.FINETUNE_CONFIG[arm]]).to_dict())
         for split in ('val', 'test'):
             assert set(bench.finetune_options(args, arm, 'x.pth', split=split)) <= flat, arm
+    # --device cuda: bf16 autocast and torch.compile of what each model computes (the keys
+    # it adds are the only new ones)
+    gpu = bench.parse_args(['--work-dir', '/tmp/unused', *TINY, '--device', 'cuda'])
+    added = {'compile', 'compile.methods', 'train_dataloader.pin_memory'}
+    for arm, compiled in (('conmim', True), ('mae', {'methods': ['loss']}),
+                          ('simmim', {'methods': ['loss']})):
+        options = bench.pretrain_options(gpu, arm)
+        flat = flat_keys(Config.fromfile(bench.CONFIGS[arm]).to_dict())
+        assert set(options) - added <= flat, arm
+        cfg = bench.load_config(bench.CONFIGS[arm], options)
+        assert cfg.compile == compiled and cfg.optim_wrapper.type == 'AmpOptimWrapper', arm
+        assert cfg.train_dataloader.pin_memory is True
+    cfg = bench.load_config(bench.CONFIGS['ft_conmim'], bench.finetune_options(gpu, 'conmim'))
+    assert cfg.compile is True
 
 
 def test_sweep_grids_parse_and_reject_bad_specs(capsys):

@@ -45,6 +45,7 @@ image). Wall-clock times are in ``timings.json``.
 """
 import argparse
 import contextlib
+import copy
 import fcntl
 import functools
 import glob
@@ -270,10 +271,8 @@ def subset(images, full):
     return None if images is None or images >= full else images
 
 
-@functools.lru_cache(maxsize=None)
 def hook_index(config, hook_type='KNNMonitorHook'):
-    from mmengine.config import Config
-    hooks = Config.fromfile(config).get('custom_hooks', [])
+    hooks = committed_config(config).get('custom_hooks', [])
     found = [i for i, hook in enumerate(hooks) if hook['type'] == hook_type]
     if not found:
         raise SystemExit(f'{config} has no {hook_type} in custom_hooks.')
@@ -373,10 +372,17 @@ def finetune_options(args, arm, checkpoint=None, seed=0, split='test', extra=Non
     return options
 
 
+@functools.lru_cache(maxsize=None)
+def committed_config(config):
+    """A committed config as read from disk (parsed once; callers get copies)."""
+    from mmengine.config import Config
+    return Config.fromfile(config)
+
+
 def load_config(config, options):
     """A committed config with the overrides, as ``tools/train.py`` would build it."""
-    from mmengine.config import Config, DictAction
-    cfg = Config.fromfile(config)
+    from mmengine.config import DictAction
+    cfg = copy.deepcopy(committed_config(config))
     # the values exactly as tools/train.py parses them from the command line
     cfg.merge_from_dict({key: DictAction._parse_iterable(value)
                          for key, value in (opt.split('=', 1)
@@ -514,12 +520,11 @@ def budget_signature(args):
 def check_sweep_keys(args):
     """Every --sweep key must name a value of the committed config it overrides (a typo would
     silently add a key and sweep nothing)."""
-    from mmengine.config import Config
     for axis in args.sweep_axes:
         configs = [CONFIGS[axis['arms'][0]]] if axis['kind'] == 'pretrain' else \
             sorted({CONFIGS[FINETUNE_CONFIG[arm]] for arm in axis['arms'] if arm in args.arms})
         for config in configs:
-            value = Config.fromfile(config).to_dict()
+            value = committed_config(config).to_dict()
             for part in axis['key'].split('.'):
                 if isinstance(value, (list, tuple)) and part.isdigit() \
                         and int(part) < len(value):
