@@ -136,12 +136,12 @@ def test_train_step_and_extract_feat(max_iters):
 
 
 def test_teacher_ema_class_is_a_config_choice(max_iters):
-    """``teacher_ema=dict(type='CosineEMA')`` (stock) and the default FusedCosineEMA: same
-    state-dict keys, same teacher after the same steps."""
+    """``teacher_ema=dict(type='CosineEMA')`` (stock) and FusedCosineEMA with the stock buffer
+    rule (copied from the student): same state-dict keys, same teacher after the same steps."""
     from mmpretrain.models.utils import CosineEMA
     from conmim_mm.models import FusedCosineEMA
     torch.manual_seed(0)
-    fused = build_conmim()
+    fused = build_conmim(teacher_ema=dict(type='FusedCosineEMA'))
     stock = build_conmim(teacher_ema=dict(type='CosineEMA'))
     assert type(fused.teacher) is FusedCosineEMA and type(stock.teacher) is CosineEMA
     assert fused.state_dict().keys() == stock.state_dict().keys()
@@ -152,6 +152,44 @@ def test_teacher_ema_class_is_a_config_choice(max_iters):
             model.loss(views, samples)
     for (name, a), b in zip(fused.teacher.state_dict().items(), stock.teacher.state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
+
+
+def test_teacher_keeps_its_own_batchnorm_statistics(max_iters):
+    """As in the official code, the EMA averages the parameters only: the teacher's BatchNorm
+    running statistics are its own, updated by its forward in train mode (never in eval
+    mode) and never copied from the student after the first update."""
+    torch.manual_seed(0)
+    model = build_conmim()
+    assert model.teacher.module.training
+    views, samples = batch()
+    model.loss(views, samples)  # step 0: the teacher copies everything
+    student = dict(model._student().named_buffers())
+    teacher = model.teacher.module
+    for _ in range(2):
+        before = {k: v.clone() for k, v in teacher.named_buffers()}
+        params = {k: v.clone() for k, v in teacher.named_parameters()}
+        with torch.no_grad():  # the student moves, then the EMA update alone
+            for p in model._student().parameters():
+                p.add_(0.01)
+        model.teacher.update_parameters(model._student())
+        assert any(not torch.equal(v, params[k]) for k, v in teacher.named_parameters())
+        for name, buf in teacher.named_buffers():  # untouched by the update
+            assert torch.equal(buf, before[name]), name
+        model.loss(views, samples)  # the teacher's own forward moves its statistics
+    bn = [k for k in student if k.endswith('running_mean')]
+    assert bn
+    buffers = dict(teacher.named_buffers())
+    for name in bn:
+        assert not torch.equal(buffers[name], before[name]), f'{name}: no teacher forward'
+        assert not torch.equal(buffers[name], student[name]), f'{name}: copied'
+    # the teacher's statistics are those of the teacher views it encoded
+    neck_bn = teacher['neck'].bn0
+    mean, momentum = before['neck.bn0.running_mean'], neck_bn.momentum
+    with torch.no_grad():
+        tokens = teacher['backbone'](views[1])[0]
+        hidden = teacher['neck'].fc0(tokens.flatten(0, 1))
+    expected = (1 - momentum) * mean + momentum * hidden.mean(0)
+    torch.testing.assert_close(neck_bn.running_mean, expected)
 
 
 def test_masked_only_projector_is_the_same_maths_with_fixed_batchnorm_statistics(max_iters):

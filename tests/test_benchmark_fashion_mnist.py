@@ -1,10 +1,14 @@
-"""tools/benchmarks/fashion_mnist.py end to end at tiny sizes: every run is a committed config
-with --cfg-options overrides (no config source is written), the pretraining runs carry their
-kNN monitor, the frozen stage reads mmpretrain's FashionMNIST, and the report is filled."""
+"""tools/benchmarks/fashion_mnist.py: every run is a committed config with --cfg-options overrides
+(no config source is written); the choices are made on the validation split (the last images
+of the training set) and never read a test image; the final runs repeat per seed and the report
+has the results.json schema of docs/results.json. One end-to-end run through the real
+tools/train.py at tiny sizes; the sweep / seeds / budget logic with the training runs replaced
+by a recorder (their frozen evaluations are real)."""
 import glob
 import json
 import os
 import sys
+import time
 
 import pytest
 
@@ -14,20 +18,8 @@ import fashion_mnist as bench  # noqa: E402
 
 TINY = ['--pretrain-epochs', '1', '--pretrain-images', '128', '--finetune-epochs', '1',
         '--finetune-images', '128', '--bank-images', '200', '--test-images', '100',
-        '--monitor-images', '64', '32', '--num-workers', '0', '--depth', '2',
-        '--proj-hid', '64']
-
-
-def test_overrides_name_only_keys_of_the_committed_configs():
-    """Every override replaces a value the committed config has (a typo would add a key)."""
-    from mmengine.config import Config
-    args = bench.parse_args(['--work-dir', '/tmp/unused', *TINY])
-    for arm in ('conmim', 'mae'):
-        flat = flat_keys(Config.fromfile(bench.CONFIGS[arm]).to_dict())
-        assert set(bench.pretrain_options(args, arm)) <= flat, arm
-    for arm, config in (('conmim', 'ft_conmim'), ('mae', 'ft_mae'), ('random', 'ft_conmim')):
-        flat = flat_keys(Config.fromfile(bench.CONFIGS[config]).to_dict())
-        assert set(bench.finetune_options(args, arm)) <= flat, arm
+        '--val-eval-images', '100', '--monitor-images', '64', '32', '--num-workers', '0',
+        '--depth', '2', '--proj-hid', '64']
 
 
 def flat_keys(cfg, prefix=''):
@@ -40,35 +32,256 @@ def flat_keys(cfg, prefix=''):
     return keys
 
 
-def test_the_benchmark_runs_end_to_end(tmp_path, fashion_mnist):
-    work = tmp_path / 'bench'
-    bench.main(['--work-dir', str(work), '--data-root', fashion_mnist, *TINY])
-    # each run started from its committed config (the Runner keeps a copy named after it)
-    for run, config in (('pretrain_conmim', 'conmim'), ('pretrain_mae', 'mae'),
-                        ('finetune_random', 'ft_conmim'), ('finetune_conmim', 'ft_conmim'),
-                        ('finetune_mae', 'ft_mae')):
-        assert (work / run / os.path.basename(bench.CONFIGS[config])).exists(), run
-    assert not glob.glob(str(work / '**' / 'bench_config.py'), recursive=True)
-    for arm, name in (('conmim', 'knn/teacher_top1'), ('mae', 'knn/top1')):
-        records = bench.scalars(str(work / f'pretrain_{arm}'))
-        assert any(name in r for r in records), f'the {arm} kNN monitor did not run'
-    frozen = json.load(open(work / 'frozen.json'))
-    finetune = json.load(open(work / 'finetune.json'))
+def test_overrides_name_only_keys_of_the_committed_configs():
+    """Every override replaces a value the committed config has (a typo would add a key)."""
+    from mmengine.config import Config
+    args = bench.parse_args(['--work-dir', '/tmp/unused', *TINY])
+    for arm in bench.PRETRAINED:
+        flat = flat_keys(Config.fromfile(bench.CONFIGS[arm]).to_dict())
+        assert set(bench.pretrain_options(args, arm)) <= flat, arm
     for arm in bench.ARMS:
-        assert 0 <= frozen[arm]['knn_mean'] <= 100 and 0 <= frozen[arm]['linear_mean'] <= 100
-        assert 0 <= finetune[arm]['top1'] <= 100
-    # the fine-tuning runs loaded what they should: the teacher, the MAE encoder, nothing
-    ft_log = {arm: open(work / f'finetune_{arm}' / 'train.out').read() for arm in bench.ARMS}
+        flat = flat_keys(Config.fromfile(bench.CONFIGS[bench.FINETUNE_CONFIG[arm]]).to_dict())
+        for split in ('val', 'test'):
+            assert set(bench.finetune_options(args, arm, 'x.pth', split=split)) <= flat, arm
+    # --device cuda: bf16 autocast and torch.compile of what each model computes (the keys
+    # it adds are the only new ones)
+    gpu = bench.parse_args(['--work-dir', '/tmp/unused', *TINY, '--device', 'cuda'])
+    added = {'compile', 'compile.methods', 'train_dataloader.pin_memory'}
+    for arm, compiled in (('conmim', True), ('mae', {'methods': ['loss']}),
+                          ('simmim', {'methods': ['loss']})):
+        options = bench.pretrain_options(gpu, arm)
+        flat = flat_keys(Config.fromfile(bench.CONFIGS[arm]).to_dict())
+        assert set(options) - added <= flat, arm
+        cfg = bench.load_config(bench.CONFIGS[arm], options)
+        assert cfg.compile == compiled and cfg.optim_wrapper.type == 'AmpOptimWrapper', arm
+        assert cfg.train_dataloader.pin_memory is True
+    cfg = bench.load_config(bench.CONFIGS['ft_conmim'], bench.finetune_options(gpu, 'conmim'))
+    assert cfg.compile is True
+
+
+def test_sweep_grids_parse_and_reject_bad_specs(capsys):
+    args = bench.parse_args(['--sweep', 'conmim:model.base_momentum=0.01,0.004',
+                             'ft:optim_wrapper.optimizer.lr=5e-4,1e-3', 'ft-mae:a.b=1,2'])
+    assert args.sweep_axes == [
+        dict(kind='pretrain', arms=['conmim'], key='model.base_momentum',
+             values=['0.01', '0.004']),
+        dict(kind='finetune', arms=list(bench.ARMS), key='optim_wrapper.optimizer.lr',
+             values=['5e-4', '1e-3']),
+        dict(kind='finetune', arms=['mae'], key='a.b', values=['1', '2'])]
+    for bad in ('conmim', 'byol:a=1', 'conmim:a=', 'ft-byol:a=1'):
+        with pytest.raises(SystemExit):
+            bench.parse_args(['--sweep', bad])
+        assert '--sweep' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.parse_args(['--val-images', '0'])
+    # keys are checked against the committed configs: a typo would sweep nothing
+    bench.check_sweep_keys(bench.parse_args([
+        '--sweep', 'conmim:train_dataloader.dataset.pipeline.6.min_num_patches=2,4',
+        'simmim:train_dataloader.dataset.pipeline.5.mask_ratio=0.4,0.6',
+        'mae:model.backbone.mask_ratio=0.6,0.75', 'ft:optim_wrapper.optimizer.lr=1e-3']))
+    for bad in ('conmim:model.base_momentun=0.01', 'ft:optim_wrapper.optimizer.lrr=1',
+                'simmim:train_dataloader.dataset.pipeline.9.mask_ratio=0.5'):
+        with pytest.raises(SystemExit, match='has no such value'):
+            bench.check_sweep_keys(bench.parse_args(['--sweep', bad]))
+
+
+def test_the_validation_split_is_the_tail_of_the_training_images(fashion_mnist):
+    """SplitFashionMNIST: train = the first 60k - N training images, val = the last N, test =
+    the 10k test images; indices select within a split; bad arguments name the fix."""
+    import numpy as np
+    from conmim_mm.datasets import SplitFashionMNIST
+    raw = np.fromfile(os.path.join(fashion_mnist, 'train-images-idx3-ubyte'), np.uint8,
+                      offset=16).reshape(-1, 28, 28)
+    train = SplitFashionMNIST(data_root=fashion_mnist, split='train', val_images=10000)
+    val = SplitFashionMNIST(data_root=fashion_mnist, split='val', val_images=10000, indices=3)
+    test = SplitFashionMNIST(data_root=fashion_mnist, split='test', test_mode=True)
+    assert (len(train), len(val), len(test)) == (50000, 3, 10000)
+    assert np.array_equal(train.get_data_info(49999)['img'], raw[49999])
+    for i in range(3):
+        assert np.array_equal(val.get_data_info(i)['img'], raw[50000 + i])
+    assert test.split == 'test' and val.part == 'val' and val.split == 'train'
+    for kwargs, message in ((dict(split='valid'), "'valid' is not one of"),
+                            (dict(split='val', val_images=0), 'holds nothing out'),
+                            (dict(val_images=60000), 'leaves no training image')):
+        with pytest.raises(ValueError, match=message):
+            SplitFashionMNIST(data_root=fashion_mnist, **kwargs)
+
+
+def test_the_benchmark_runs_end_to_end(tmp_path, fashion_mnist):
+    """The real runs (tools/train.py), as many as before: two pretrainings (ConMIM, SimMIM),
+    three fine-tunings (random, ConMIM, SimMIM)."""
+    work = tmp_path / 'bench'
+    bench.main(['--work-dir', str(work), '--data-root', fashion_mnist, *TINY,
+                '--arms', 'random', 'conmim', 'simmim'])
+    final = work / 'iters' / 'seed0'
+    # each run started from its committed config (the Runner keeps a copy named after it)
+    for run, config in (('pretrain_conmim', 'conmim'), ('pretrain_simmim', 'simmim'),
+                        ('finetune_random', 'ft_conmim'), ('finetune_conmim', 'ft_conmim'),
+                        ('finetune_simmim', 'ft_conmim')):
+        assert (final / run / os.path.basename(bench.CONFIGS[config])).exists(), run
+    assert not glob.glob(str(work / '**' / 'bench_config.py'), recursive=True)
+    for arm in ('conmim', 'simmim'):  # the monitor ran, on the validation split
+        assert bench.monitor_curve(str(final / f'pretrain_{arm}'), arm), arm
+        assert any('loss' in r for r in bench.scalars(str(final / f'pretrain_{arm}')))
+    # the fine-tuning runs loaded what they should: the teacher, the SimMIM encoder, nothing
+    ft_log = {arm: open(final / f'finetune_{arm}' / 'train.out').read()
+              for arm in ('random', 'conmim', 'simmim')}
     assert 'teacher.module.backbone.' in ft_log['conmim']
-    assert 'pretrain_mae' in ft_log['mae']
+    assert 'pretrain_simmim' in ft_log['simmim']
     assert 'pretrain_' not in ft_log['random']
+    results = json.load(open(work / 'results.json'))
+    for arm in ('random', 'conmim', 'simmim'):
+        for metric in ('knn_top1', 'linear_top1', 'finetune_top1'):
+            assert len(results['arms'][arm][metric]) == 1, (arm, metric)
+            assert 0 <= results['arms'][arm][metric][0] <= 100
+    reads = json.load(open(work / 'reads.json'))  # the monitor read the validation split
+    assert {r['split'] for r in reads if 'custom_hooks' in r['run'] and
+            r['run'].endswith('val_dataloader')} == {'val'}
     assert (work / 'results.md').exists() and (work / 'fashion_mnist_benchmark.png').exists()
 
 
-@pytest.mark.parametrize('arm', ['conmim', 'mae'])
+class Recorder:
+    """Stands in for tools/train.py: builds the run's config from the committed config and
+    the overrides exactly as the tool passes them, saves the model's initial weights as the
+    checkpoint, and logs what the score functions read (kNN monitor, s/iter, top-1).
+    ``frozen_scores`` stands in for the frozen evaluation: it records the split it is asked
+    to classify, and ConMIM's kNN grows with the teacher momentum the run was given."""
+
+    SPEED = dict(conmim=0.3, mae=0.1, simmim=0.15)
+
+    def __init__(self):
+        self.runs = []
+        self.frozen = []
+
+    def frozen_scores(self, args, arm, checkpoint, seed, query_split, stage, run):
+        bench.record_read(args, stage, run, dict(split='train'))
+        bench.record_read(args, stage, run, dict(split=query_split))
+        self.frozen.append(dict(arm=arm, split=query_split, stage=stage, seed=seed))
+        options = next((r['options'] for r in self.runs
+                        if checkpoint and r['work_dir'] == os.path.dirname(checkpoint)), {})
+        knn = 50 + 1000 * float(options.get('model.base_momentum', 0))
+        return dict(knn_mean=knn, linear_mean=knn + 1, knn_cls=knn, linear_cls=knn)
+
+    def __call__(self, args, config, work_dir, options=()):
+        import torch
+        from mmengine.registry import init_default_scope
+        from mmpretrain.registry import MODELS
+        opts = dict(opt.split('=', 1) for opt in options)
+        cfg = bench.load_config(config, opts)
+        arm = next((a for a in bench.PRETRAINED if bench.CONFIGS[a] == config), None)
+        self.runs.append(dict(config=config, work_dir=work_dir, options=opts, cfg=cfg, arm=arm))
+        log = os.path.join(work_dir, time.strftime('%Y%m%d_%H%M%S'), 'vis_data')
+        os.makedirs(log, exist_ok=True)
+        if arm:
+            init_default_scope('mmpretrain')
+            cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+            model = MODELS.build(cfg.model)
+            epochs = cfg.train_cfg.max_epochs
+            torch.save(dict(state_dict=model.state_dict()),
+                       os.path.join(work_dir, f'epoch_{epochs}.pth'))
+            records = [dict(step=i, loss=1.0, time=self.SPEED[arm]) for i in range(3)]
+            records += [{'epoch': e, 'step': 2 * e, bench.MONITOR[arm]: 10.0 * e + len(arm)}
+                        for e in range(1, epochs + 1)]
+        else:  # fine-tuning: top-1 grows with the lr, so the sweep must pick the largest
+            lr = float(opts.get('optim_wrapper.optimizer.lr', 1e-3))
+            records = [dict(step=1, **{'accuracy/top1': 50 + 1e4 * lr})]
+        with open(os.path.join(log, 'scalars.json'), 'w') as f:
+            f.writelines(json.dumps(r) + '\n' for r in records)
+        return 0.0
+
+
+def datasets_of(run):
+    return bench.config_datasets(run['cfg'])
+
+
+def test_sweep_selects_on_the_validation_split_and_the_final_runs_use_it(
+        tmp_path, fashion_mnist, monkeypatch):
+    recorder = Recorder()
+    monkeypatch.setattr(bench, 'run_train', recorder)
+    monkeypatch.setattr(bench, 'frozen_scores', recorder.frozen_scores)
+    work = tmp_path / 'bench'
+    md = tmp_path / 'results_page.md'
+    md.write_text('# Results\n<!-- results:begin -->\nold\n<!-- results:end -->\ntail\n')
+    common = ['--work-dir', str(work), '--data-root', fashion_mnist, *TINY,
+              '--val-images', '5000', '--seeds', '0', '1']
+    bench.main(common + ['--stages', 'sweep', '--sweep',
+                         'conmim:model.base_momentum=0.01,0.004',
+                         'ft:optim_wrapper.optimizer.lr=5e-4,2e-3'])
+    sweep_runs = list(recorder.runs)
+    # pretraining sweep: 2 ConMIM points; fine-tuning sweep: 2 lrs per arm (4 arms); the
+    # best ConMIM point is reused, MAE and SimMIM pretrain once with their config's values
+    assert len([r for r in sweep_runs if r['arm']]) == 4
+    assert len([r for r in sweep_runs if not r['arm']]) == 8
+    for run in sweep_runs:  # no sweep run is given a test image
+        assert int(run['options']['randomness.seed']) == 0
+        for where, dataset in datasets_of(run):
+            assert dataset['split'] in ('train', 'val'), (run['work_dir'], where)
+            assert dataset['val_images'] == 5000
+    ft = [r for r in sweep_runs if not r['arm']]
+    assert all(r['cfg'].val_dataloader.dataset.split == 'val' for r in ft)
+    reads = json.load(open(work / 'reads.json'))
+    assert reads and {r['split'] for r in reads if r['stage'] == 'sweep'} == {'train', 'val'}
+    assert {f['split'] for f in recorder.frozen} == {'val'}
+    selection = json.load(open(work / 'selection.json'))
+    axis = selection['grid'][0]
+    assert axis['key'] == 'model.base_momentum' and axis['knn'] == [60.0, 54.0]
+    assert axis['chosen'] == '0.01'
+    assert selection['pretrain']['conmim'] == {'model.base_momentum': axis['chosen']}
+    assert all(selection['finetune'][arm] == {'optim_wrapper.optimizer.lr': '2e-3'}
+               for arm in bench.ARMS)
+
+    recorder.runs.clear()
+    recorder.frozen.clear()
+    bench.main(common + ['--stages', 'pretrain', 'frozen', 'finetune', 'budget', 'report',
+                         '--results-md', str(md), '--results-json', str(tmp_path / 'r.json')])
+    bench.main(common + ['--stages', 'pretrain', 'frozen', 'finetune', 'report',
+                         '--budgets', 'iters', 'compute', '--results-md', str(md),
+                         '--results-json', str(tmp_path / 'r.json')])
+    pre = [r for r in recorder.runs if r['arm']]
+    ft = [r for r in recorder.runs if not r['arm']]
+    # iters: 3 arms x 2 seeds; compute: MAE and SimMIM get more epochs (ConMIM's and the
+    # random arm's runs are the same and not redone)
+    assert len(pre) == 6 + 4 and len(ft) == 4 * 2 + 2 * 2
+    for run in pre:
+        if run['arm'] == 'conmim':
+            assert run['options']['model.base_momentum'] == axis['chosen']
+    epochs = {(r['arm'], r['work_dir'].split(os.sep)[-3]): r['cfg'].train_cfg.max_epochs
+              for r in pre}
+    assert epochs[('mae', 'iters')] == 1 and epochs[('mae', 'compute')] == 3
+    assert epochs[('simmim', 'compute')] == 2  # 0.3 / 0.15
+    # the frozen evaluations of the final runs classify the test images, per seed
+    assert {(f['split'], f['stage']) for f in recorder.frozen} == {('test', 'frozen')}
+    assert len(recorder.frozen) == 4 * 2 + 2 * 2
+    for run in ft:  # the final fine-tunings evaluate the test images, at the chosen lr
+        assert run['cfg'].val_dataloader.dataset.split == 'test'
+        assert run['options']['optim_wrapper.optimizer.lr'] == '2e-3'
+    assert {r['options']['randomness.seed'] for r in recorder.runs} == {'0', '1'}
+
+    results = json.load(open(tmp_path / 'r.json'))
+    assert set(results) >= {'arms', 'budget', 'selection'}
+    assert set(results['arms']) == set(bench.ARMS)
+    for arm, row in results['arms'].items():
+        assert set(row) == {'knn_top1', 'linear_top1', 'finetune_top1'}
+        assert all(len(values) == 2 for values in row.values()), arm
+    assert results['budget']['compute']['mae']['epochs'] == 3
+    assert results['budget']['iters']['conmim']['epochs'] == 1
+    assert set(results['budgets']) == {'iters', 'compute'}
+    assert results['selection']['pretrain']['conmim'] == selection['pretrain']['conmim']
+    # the monitor per epoch and the epoch from which the ranking no longer changes
+    compute = results['epochs']['compute']
+    assert compute['curves']['mae'] == {'1': 13.0, '2': 23.0, '3': 33.0}
+    assert compute['stable_from_epoch'] == 1
+    page = md.read_text()
+    assert page.startswith('# Results\n<!-- results:begin -->\n') and page.endswith('tail\n')
+    assert 'old' not in page and '±' in page and 'model.base_momentum' in page
+    assert 'Sweeps on the validation split' in page
+
+
+@pytest.mark.parametrize('arm', ['conmim', 'simmim'])
 def test_frozen_stage_reads_the_same_images_as_the_idx_files(arm, fashion_mnist):
     """The frozen stage's loader and model preprocessing give the normalised grey images,
-    3 equal channels (what the tool computed from the idx files before it used the configs)."""
+    3 equal channels (what the tool computed from the idx files before it used the configs);
+    the validation split is the tail of the training file."""
     import numpy as np
     import torch
     from mmengine.registry import init_default_scope
@@ -77,9 +290,32 @@ def test_frozen_stage_reads_the_same_images_as_the_idx_files(arm, fashion_mnist)
     cfg = bench.pretrain_config(args, arm)
     init_default_scope('mmpretrain')
     preprocessor = MODELS.build(cfg.model).data_preprocessor
-    loader = bench.split_loader(cfg, 'test', 5, fashion_mnist)
-    data = preprocessor(next(iter(loader)), False)
-    raw = np.fromfile(os.path.join(fashion_mnist, 't10k-images-idx3-ubyte'), np.uint8,
-                      offset=16)[:5 * 784].reshape(5, 1, 28, 28)
-    expected = ((torch.from_numpy(raw.copy()).float() - 72.94) / 90.02).expand(-1, 3, -1, -1)
-    torch.testing.assert_close(data['inputs'], expected, rtol=0, atol=0)
+    for split, name, offset in (('test', 't10k', 0), ('val', 'train', 50000)):
+        loader = bench.split_loader(args, cfg, split, 5)
+        data = preprocessor(next(iter(loader)), False)
+        raw = np.fromfile(os.path.join(fashion_mnist, f'{name}-images-idx3-ubyte'), np.uint8,
+                          offset=16)[offset * 784:(offset + 5) * 784].reshape(5, 1, 28, 28)
+        expected = ((torch.from_numpy(raw.copy()).float() - 72.94) / 90.02).expand(-1, 3, -1, -1)
+        torch.testing.assert_close(data['inputs'], expected, rtol=0, atol=0)
+
+
+def test_frozen_scores_classify_the_split_they_are_asked(tmp_path, fashion_mnist, monkeypatch):
+    """The sweep's frozen evaluation: bank = the head of the training split, queries = the
+    validation split; reads.json says so. (The L-BFGS probe itself runs in the end-to-end
+    test; here a nearest-class-mean stand-in keeps the test fast.)"""
+    import torch
+    import conmim_mm.evaluation
+
+    def class_means(train_x, train_y, test_x, test_y):
+        means = torch.stack([train_x[train_y == c].mean(0) for c in train_y.unique()])
+        guess = train_y.unique()[torch.cdist(test_x, means).argmin(1)]
+        return 100.0 * (guess == test_y).float().mean().item()
+
+    monkeypatch.setattr(conmim_mm.evaluation, 'linear_probe', class_means)
+    args = bench.parse_args(['--work-dir', str(tmp_path), '--data-root', fashion_mnist, *TINY])
+    res = bench.frozen_scores(args, 'random', None, 0, 'val', 'sweep', 'probe')
+    assert set(res) == {'knn_mean', 'knn_cls', 'linear_mean', 'linear_cls'}
+    assert all(0 <= v <= 100 for v in res.values())
+    reads = json.load(open(tmp_path / 'reads.json'))
+    assert [(r['split'], r['indices'], r['val_images']) for r in reads] == \
+        [('train', 200, 10000), ('val', 100, 10000)]

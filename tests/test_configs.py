@@ -59,6 +59,24 @@ def test_vit_b_loss_on_random_224_views(max_iters):
     assert abs(losses['loss'].item() - torch.log(torch.tensor(196.)).item()) < 1.5
 
 
+@pytest.mark.parametrize('name', ['conmim_vit-s', 'conmim_vit-b', 'conmim_vit-l'])
+def test_imagenet_pretraining_drops_the_last_partial_batch(name, fashion_mnist):
+    """As the official loader (drop_last=True): 625 steps per epoch at 2048 images per step
+    on ImageNet's 1,281,167 images, not 626. The config's loader settings on a small stand-in
+    dataset: 130 images at batch 64 give 2 steps, not 3."""
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    import conmim_mm  # noqa: F401
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs/pretrain', name + '.py'))
+    loader = Runner.build_dataloader(dict(
+        cfg.train_dataloader, num_workers=0, persistent_workers=False, pin_memory=False,
+        dataset=dict(type='SplitFashionMNIST', data_root=fashion_mnist, indices=130,
+                     pipeline=[dict(type='PackInputs')])))
+    assert cfg.train_dataloader.batch_size == 64 and len(loader) == 2
+    assert sum(len(batch['inputs']) for batch in loader) == 128
+
+
 def test_missing_imagenet_gives_one_clear_message(tmp_path):
     proc = subprocess.run(
         [sys.executable, 'tools/train.py', 'configs/pretrain/conmim_vit-b.py', '--work-dir',
@@ -85,28 +103,41 @@ def _fashion_mnist_eval_datasets(cfg):
     'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py',
     'configs/benchmarks/conmim_vit-t-p4_fashion-mnist_bench.py',
     'configs/benchmarks/mae_vit-t-p4_fashion-mnist.py',
+    'configs/benchmarks/simmim_vit-t-p4_fashion-mnist.py',
     'configs/benchmarks/finetune_mae-vit-t-p4_fashion-mnist.py',
 ])
-def test_fashion_mnist_evaluation_reads_the_test_images(path, fashion_mnist):
-    """mmpretrain's FashionMNIST reads the training split unless split='test' (test_mode
-    alone only warns): every evaluation must read the 10k held-out images."""
+def test_fashion_mnist_splits_of_every_config(path, fashion_mnist):
+    """Training reads the first 50k training images; the kNN monitor (a choice made during
+    pretraining) classifies the validation split, the last 10k training images; the final
+    evaluation of a fine-tuning recipe reads the 10k test images. (mmpretrain's FashionMNIST
+    reads the training file unless split='test': test_mode alone only warns.)"""
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import DATASETS
     import conmim_mm  # noqa: F401
     init_default_scope('mmpretrain')
     cfg = Config.fromfile(os.path.join(ROOT, path))
-    evals = _fashion_mnist_eval_datasets(cfg)
-    assert evals, f'{path} evaluates nothing'
-    for where, dataset_cfg in evals:
-        dataset_cfg = dict(dataset_cfg, data_root=fashion_mnist, indices=None)
-        dataset = DATASETS.build(dataset_cfg)
-        assert dataset.split == 'test' and len(dataset) == 10000, where
+    expected = dict(train_dataloader=('train', 50000), val_dataloader=('test', 10000),
+                    test_dataloader=('test', 10000), bank_dataloader=('train', 50000),
+                    knn_val_dataloader=('val', 10000))
+    found = [('train_dataloader', cfg.train_dataloader.dataset)]
+    found += [(key, cfg[key].dataset) for key in ('val_dataloader', 'test_dataloader')
+              if cfg.get(key)]
+    for hook in cfg.get('custom_hooks', []):
+        if hook['type'] == 'KNNMonitorHook':
+            found += [('bank_dataloader', hook.bank_dataloader.dataset),
+                      ('knn_val_dataloader', hook.val_dataloader.dataset)]
+    assert len(found) > 1, f'{path} evaluates nothing'
+    for where, dataset_cfg in found:
+        dataset = DATASETS.build(dict(dataset_cfg, data_root=fashion_mnist, indices=None))
+        assert (dataset.part, len(dataset)) == expected[where], where
 
 
 def test_fashion_mnist_path_check_knows_the_idx_files(tmp_path, fashion_mnist):
     from conmim_mm.datasets.checks import DatasetNotFoundError, check_dataset_paths
     for split in ('train', 'test'):  # the prepared data passes for both splits
         check_dataset_paths(dict(type='FashionMNIST', data_root=fashion_mnist, split=split))
+    for split in ('train', 'val', 'test'):
+        check_dataset_paths(dict(type='SplitFashionMNIST', data_root=fashion_mnist, split=split))
     partial = tmp_path / 'fm'
     partial.mkdir()
     for name in ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'):

@@ -50,7 +50,7 @@ optim_wrapper = dict(
         'pos_embed': dict(decay_mult=0.), 'mask_token': dict(decay_mult=0.),
         'cls_token': dict(decay_mult=0.)}))
 max_epochs = 2
-iters_per_epoch = 938
+iters_per_epoch = 782
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=300),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=300,

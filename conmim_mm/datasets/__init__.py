@@ -2,8 +2,9 @@ from .mask_generator import ConMIMMaskGenerator
 
 __all__ = ['ConMIMMaskGenerator']
 from .fashion_mnist import prepare_fashion_mnist
+from .split_fashion_mnist import SplitFashionMNIST
 
-__all__ += ['prepare_fashion_mnist']
+__all__ += ['prepare_fashion_mnist', 'SplitFashionMNIST']
 from .checks import DatasetNotFoundError, check_dataset_paths
 
 __all__ += ['DatasetNotFoundError', 'check_dataset_paths']

@@ -21,6 +21,8 @@ LAYOUTS = {
 └── {train,val}2017/*.jpg""",
 }
 
+LAYOUTS['SplitFashionMNIST'] = LAYOUTS['FashionMNIST']
+
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset path of a config does not exist."""
@@ -29,7 +31,8 @@ class DatasetNotFoundError(FileNotFoundError):
 def _dataset_paths(dataset: dict) -> List[str]:
     root = dataset.get('data_root') or ''
     paths = [root] if root else []
-    if str(dataset.get('type', '')).split('.')[-1] in ('MNIST', 'FashionMNIST'):
+    if str(dataset.get('type', '')).split('.')[-1] in ('MNIST', 'FashionMNIST',
+                                                       'SplitFashionMNIST'):
         files = SPLIT_FILES.get(dataset.get('split') or 'train', ())
         return paths + [osp.join(root, name) for name in files]
     ann_file = dataset.get('ann_file') or ''

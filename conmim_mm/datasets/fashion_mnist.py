@@ -10,6 +10,7 @@ SPLIT_FILES = {
     'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
 }
 FILES = SPLIT_FILES['train'] + SPLIT_FILES['test']
+SPLIT_FILES['val'] = SPLIT_FILES['train']  # SplitFashionMNIST: the tail of the training images
 
 
 def prepare_fashion_mnist(dst: str = 'data/fashion_mnist', src: str = DEBIAN_FASHION_MNIST) -> str:

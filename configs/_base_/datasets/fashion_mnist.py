@@ -1,7 +1,6 @@
 # Fashion-MNIST (28x28 grey, 10 classes) as mmpretrain's FashionMNIST reads it from the idx
 # files that `python tools/data/prepare_fashion_mnist.py` puts in data/fashion_mnist/. Shared by
 # the embedded demo (pretraining and fine-tuning) and the benchmark of docs/results.md.
-dataset_type = 'FashionMNIST'
 data_root = 'data/fashion_mnist/'
 img_size = 28
 
@@ -15,12 +14,18 @@ grey_to_rgb = [
 ]
 test_pipeline = [*grey_to_rgb, dict(type='PackInputs')]  # nothing else at test time
 
-# The two splits (indices=None: all images; indices=N: the first N). mmpretrain's FashionMNIST
-# reads the training images unless split='test' (test_mode alone only warns): every evaluation
-# reads the 10k held-out images.
-train_set = dict(type=dataset_type, data_root=data_root, test_mode=False, indices=None)
-test_set = dict(type=dataset_type, data_root=data_root, split='test', test_mode=True,
-                indices=None)
+# The three splits (conmim_mm SplitFashionMNIST, mmpretrain's FashionMNIST cut in two): the
+# last 10k of the 60k training images are held out as the validation split, on which every
+# choice is made (the kNN monitor, the benchmark's sweeps); training reads the first 50k; the
+# 10k test images are read by the final evaluations only. indices=None: the whole split;
+# indices=N: its first N.
+val_images = 10000
+train_set = dict(type='SplitFashionMNIST', data_root=data_root, split='train',
+                 val_images=val_images, indices=None)
+val_set = dict(type='SplitFashionMNIST', data_root=data_root, split='val', test_mode=False,
+               val_images=val_images, indices=None)
+test_set = dict(type='SplitFashionMNIST', data_root=data_root, split='test', test_mode=True,
+                val_images=val_images, indices=None)
 
 # Evaluation loaders: in dataset order, one batched tensor per batch.
 eval_loader = dict(batch_size=500, num_workers=0, persistent_workers=False,
@@ -28,11 +33,12 @@ eval_loader = dict(batch_size=500, num_workers=0, persistent_workers=False,
                    collate_fn=dict(type='default_collate'))
 
 # kNN top-1 of frozen features during pretraining (conmim_mm KNNMonitorHook): the first 10k
-# training images are the bank, the first 2k test images are classified. Pretraining configs
-# add it to custom_hooks with their encoder ('teacher' for ConMIM).
+# training images are the bank, the first 2k images of the validation split are classified
+# (never the test images). Pretraining configs add it to custom_hooks with their encoder
+# ('teacher' for ConMIM).
 knn_monitor = dict(
     type='KNNMonitorHook', interval=1, k=20, pooling='mean',
     bank_dataloader=dict(eval_loader, dataset=dict(train_set, indices=10000,
                                                    pipeline=test_pipeline)),
-    val_dataloader=dict(eval_loader, dataset=dict(test_set, indices=2000,
+    val_dataloader=dict(eval_loader, dataset=dict(val_set, indices=2000,
                                                   pipeline=test_pipeline)))

@@ -42,6 +42,7 @@ train_dataloader = dict(
     num_workers=10,
     persistent_workers=False,  # EpochSeedHook re-seeds workers every epoch (exact resume)
     pin_memory=True,
+    drop_last=True,  # as the official loader: 625 full steps per epoch at 2048 images, not 626
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline))

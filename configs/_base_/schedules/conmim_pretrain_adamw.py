@@ -2,6 +2,10 @@
 # beta=(0.9, 0.98), weight decay 0.05 except on 1-D parameters (norms, biases, q/v bias, layer
 # scale) and the [CLS] / position tokens, AMP; a linear warm-up then a cosine to 1e-5 (children
 # restate the two schedulers with their epoch counts, as mmpretrain's configs do).
+# One known difference: the official warm-up rises linearly from lr 0 (it ignores --warmup_lr).
+# mmengine's LinearLR cannot start at 0 (it multiplies the current lr at every step, and 0 stays
+# 0), so ours starts at start_factor * lr = 5e-8 at lr 5e-4: above the official line by at most
+# 5e-8, an offset that shrinks linearly to 0 at the end of the warm-up.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
     loss_scale='dynamic',

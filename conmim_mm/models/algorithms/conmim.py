@@ -36,8 +36,12 @@ class ConMIM(BaseSelfSupervisor):
         end_momentum (float): Weight of the student at the last iteration; 0 means a teacher
             coefficient of 1.0. The weight follows a cosine over all training iterations.
         teacher_ema (dict, optional): The averaged-model class of the teacher, e.g.
-            ``dict(type='CosineEMA')`` (mmpretrain's per-tensor loop; same maths, state and
-            checkpoint keys). Defaults to ``FusedCosineEMA``. ``momentum`` and
+            ``dict(type='CosineEMA')`` (mmpretrain's per-tensor loop; same parameter maths,
+            state and checkpoint keys, but it copies the student's BatchNorm statistics into
+            the teacher at every update). Defaults to ``FusedCosineEMA`` with
+            ``keep_buffers=True``: as in the official code, only the parameters are averaged
+            and the teacher keeps its own BatchNorm running statistics, which its forward (in
+            train mode, like the official teacher's) updates. ``momentum`` and
             ``end_momentum`` come from ``base_momentum`` and ``end_momentum``.
         project_masked_only (bool): Opt-in speed-up. The student projector then sees only the
             masked tokens, the only ones the loss reads (about 60 % fewer student-projector
@@ -70,7 +74,8 @@ class ConMIM(BaseSelfSupervisor):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(backbone=backbone, neck=neck, head=head,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        ema_cfg = dict(type=FusedCosineEMA) if teacher_ema is None else dict(teacher_ema)
+        ema_cfg = dict(type=FusedCosineEMA, keep_buffers=True) if teacher_ema is None \
+            else dict(teacher_ema)
         ema_cfg.update(momentum=base_momentum, end_momentum=end_momentum)
         self.teacher = MODELS.build(ema_cfg, default_args=dict(model=self._student()))
         self.project_masked_only = project_masked_only
@@ -128,9 +133,9 @@ class ConMIM(BaseSelfSupervisor):
             # Move the teacher towards the student after the last optimiser step (the first
             # call copies the student, so both start equal whatever the initialisation).
             # Host-side control flow (step count, schedule), so it stays outside the compiled
-            # loss; done before the student's forward, which changes no parameter (only the
-            # BatchNorm statistics the teacher copies come from one batch earlier; the teacher
-            # normalises with batch statistics, so the loss is the same).
+            # loss; done before the student's forward, which changes no parameter (the
+            # BatchNorm running statistics are not averaged: the teacher keeps its own, and
+            # normalises with batch statistics in training, so the loss does not read them).
             self.teacher.update_parameters(self._student())
         loss, accuracy = self.contrastive_loss(student_view, teacher_view, mask)
         losses = dict(

@@ -17,10 +17,20 @@ class FusedCosineEMA(CosineEMA):
     parameters move in one fused ``lerp``. As in mmengine, ``momentum`` is the weight of the
     *new* value: ``avg = (1 - m) * avg + m * src``; the paper's teacher coefficient is ``1 - m``.
     The first update copies the source, so the average starts equal to it.
+
+    Args:
+        keep_buffers (bool): What happens to the buffers (BatchNorm running statistics) at the
+            updates after the first. False (mmengine's ``update_buffers=False``): copied from
+            the source at every update. True: left alone, so the average keeps its own, which
+            only its own forward passes in train mode change; the official ConMIM teacher
+            (only its parameters are averaged). Ignored with ``update_buffers=True``
+            (buffers averaged like parameters). Defaults to False.
+        Other arguments: as ``CosineEMA``.
     """
 
-    def __init__(self, model: nn.Module, *args, **kwargs) -> None:
+    def __init__(self, model: nn.Module, *args, keep_buffers: bool = False, **kwargs) -> None:
         super().__init__(model, *args, **kwargs)
+        self.keep_buffers = keep_buffers
         self.last_momentum = 1.0
         # Names of the averaged floating-point tensors: fixed for the life of the model.
         self._names = [k for k, v in self.avg_parameters.items() if v.dtype.is_floating_point]
@@ -63,7 +73,8 @@ class FusedCosineEMA(CosineEMA):
         elif steps % self.interval == 0:
             self.last_momentum = self.momentum_at(steps)
             torch._foreach_lerp_(averaged, source, self.last_momentum)
-        if not self.update_buffers:  # BatchNorm statistics: copied, not averaged
+        copy_buffers = not self.update_buffers and (steps == 0 or not self.keep_buffers)
+        if copy_buffers:  # BatchNorm statistics: copied, not averaged
             buffers = [b.data for b in self.module.buffers()]
             if buffers:
                 torch._foreach_copy_(buffers, [b.data for b in model.buffers()])
