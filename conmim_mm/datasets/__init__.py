@@ -13,3 +13,6 @@ from .loading import (LoadImageFromFileOrSkip, TooManyUnreadableImagesError,
 
 __all__ += ['BlockMaskGenerator', 'LoadImageFromFileOrSkip', 'TooManyUnreadableImagesError',
             'UnreadableImageError', 'unreadable_reason']
+from .teacher_perturbations import DrawTeacherPerturbations
+
+__all__ += ['DrawTeacherPerturbations']
