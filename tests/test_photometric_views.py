@@ -308,3 +308,24 @@ def test_teacher_view_compiles_as_one_graph():
     torch._dynamo.reset()
     explanation = torch._dynamo.explain(teacher_view)(images, params)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+def test_torch_crop_draws_the_pillow_crop_and_resizes_within_two_levels():
+    """TorchRandomResizedCrop (the device-views pipeline) against mmpretrain's Pillow crop:
+    same random crop, values within 2 grey levels, 90 % or more of them equal."""
+    args = dict(scale=(48, 40), crop_ratio_range=(0.08, 1.0), interpolation='bicubic')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        pillow = TRANSFORMS.build(dict(type='RandomResizedCrop', backend='pillow', **args))
+        fast = TRANSFORMS.build(dict(type='TorchRandomResizedCrop', **args))
+    for seed, img in enumerate(photos(6, h=90, w=120, seed=5)):
+        np.random.seed(seed)
+        expected = pillow(dict(img=img))['img'].astype(int)
+        np.random.seed(seed)
+        got = fast(dict(img=img))['img'].astype(int)
+        assert got.shape == expected.shape == (48, 40, 3)
+        assert np.abs(got - expected).max() <= TOLERANCE
+        assert (got == expected).mean() > 0.9
+    grey = fast(dict(img=photos(1)[0][..., 0]))['img']
+    assert grey.shape == (48, 40) and grey.dtype == np.uint8
+    with pytest.raises(ValueError, match='bicubic'):
+        TRANSFORMS.build(dict(type='TorchRandomResizedCrop', scale=8, interpolation='lanczos'))

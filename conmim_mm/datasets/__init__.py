@@ -16,3 +16,6 @@ __all__ += ['BlockMaskGenerator', 'LoadImageFromFileOrSkip', 'TooManyUnreadableI
 from .teacher_perturbations import DrawTeacherPerturbations
 
 __all__ += ['DrawTeacherPerturbations']
+from .torch_crop import TorchRandomResizedCrop
+
+__all__ += ['TorchRandomResizedCrop']

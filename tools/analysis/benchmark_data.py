@@ -90,7 +90,7 @@ def resized(pipeline, img_size: int):
     """The pipeline at another crop size (crop and mask grid follow)."""
     pipeline = copy.deepcopy(pipeline)
     for step in pipeline:
-        if step['type'] == 'RandomResizedCrop':
+        if step['type'].endswith('RandomResizedCrop'):
             step['scale'] = img_size
         if step['type'] == 'ConMIMMaskGenerator':
             step['input_size'] = img_size
@@ -169,7 +169,7 @@ def main():
     parser.add_argument('--num-images', type=int, default=300)
     parser.add_argument('--img-size', type=int, default=224)
     parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--workers', type=int, nargs='+', default=[0, 1, 2],
+    parser.add_argument('--workers', type=int, nargs='*', default=[0, 1, 2],
                         help='DataLoader worker counts to time (0: in this process)')
     parser.add_argument('--rounds', type=int, default=1,
                         help='passes over the images when timing the transforms')

@@ -26,15 +26,15 @@ teacher_perturbations = dict(
 # recipe switches to random masking of 32-px units: strategy='random', mask_ratio=0.75.
 mask_generator = dict(type='ConMIMMaskGenerator', patch_size=patch_size, strategy='block',
                       mask_ratio=75 / 196, min_num_patches=16, input_size=img_size)
-shared_crop = [
-    dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01),  # skips unreadable files
-    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.08, 1.0),
-         aspect_ratio_range=(3. / 4., 4. / 3.), interpolation='bicubic', backend='pillow'),
-    dict(type='RandomFlip', prob=0.5),
-]
-# The default: the workers send one uint8 crop, its mask and the drawn parameters.
+load = dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01)  # skips unreadable files
+crop_args = dict(scale=img_size, crop_ratio_range=(0.08, 1.0), aspect_ratio_range=(3. / 4., 4. / 3.),
+                 interpolation='bicubic')
+# The default: the workers send one uint8 crop, its mask and the drawn parameters. The crop is
+# resized by torch's uint8 kernel (Pillow's bicubic within 2 grey levels, 3x faster).
 train_pipeline = [
-    *shared_crop,
+    load,
+    dict(type='TorchRandomResizedCrop', **crop_args),
+    dict(type='RandomFlip', prob=0.5),
     teacher_perturbations,
     mask_generator,
     dict(type='PackInputs', algorithm_keys=['teacher_params']),
@@ -52,7 +52,9 @@ strong_view = [
     dict(type='Solarize', thr=128, prob=0.2),
 ]
 cpu_views_pipeline = [
-    *shared_crop,
+    load,
+    dict(type='RandomResizedCrop', **crop_args, backend='pillow'),
+    dict(type='RandomFlip', prob=0.5),
     dict(type='MultiView', num_views=[1, 1], transforms=[[], strong_view]),  # [student, teacher]
     mask_generator,
     dict(type='PackInputs'),
