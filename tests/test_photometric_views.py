@@ -329,3 +329,22 @@ def test_torch_crop_draws_the_pillow_crop_and_resizes_within_two_levels():
     assert grey.shape == (48, 40) and grey.dtype == np.uint8
     with pytest.raises(ValueError, match='bicubic'):
         TRANSFORMS.build(dict(type='TorchRandomResizedCrop', scale=8, interpolation='lanczos'))
+
+
+def test_imagenet_configs_build_the_views_on_the_device_and_keep_the_cpu_switch():
+    for name in ('conmim_vit-s', 'conmim_vit-b', 'conmim_vit-l', 'conmim_vit-b_cpu-views'):
+        cfg = Config.fromfile(f'configs/pretrain/{name}.py')
+        assert cfg.data_preprocessor.type == 'ConMIMDataPreprocessor'
+        steps = {step['type']: step for step in cfg.train_dataloader.dataset.pipeline}
+        if name.endswith('cpu-views'):
+            assert steps['MultiView']['transforms'][1] == cfg.strong_view
+            assert 'DrawTeacherPerturbations' not in steps
+        else:
+            assert steps['DrawTeacherPerturbations'] == dict(
+                type='DrawTeacherPerturbations', jitter_prob=0.8, brightness=0.4, contrast=0.4,
+                saturation=0.2, hue=0.1, grayscale_prob=0.2, blur_prob=0.1,
+                blur_sigma=(0.1, 2.0), solarize_prob=0.2, solarize_threshold=128)
+            assert steps['PackInputs']['algorithm_keys'] == ['teacher_params']
+            assert 'MultiView' not in steps and 'TorchRandomResizedCrop' in steps
+        mask = steps['ConMIMMaskGenerator']
+        assert mask['strategy'] == ('random' if name == 'conmim_vit-l' else 'block')

@@ -3,8 +3,10 @@
 Writes ``--num-images`` synthetic photo-like JPEGs (about 500x375, in a temporary folder),
 then, for each pipeline:
 
-1. runs it in this process over every image, timing each transform (CPU time of this
-   process, one thread: what one worker core spends) and the collation of the batches;
+1. runs it in this process over every image, timing each transform, the transforms nested
+   in ``MultiView`` and ``RandomApply`` too (CPU time of this process, one thread: what one
+   worker core spends), and the collation of the batches; the pipelines take turns image by
+   image, so that other load on the machine weighs on all of them alike;
 2. iterates a DataLoader built as the Runner builds it (no model) with each ``--workers``
    count, and reports images/s and images/s per worker (wall clock).
 
@@ -103,28 +105,68 @@ def build_dataset(pipeline, data_root: str):
                                pipeline=pipeline))
 
 
-def time_transforms(dataset, batch_size: int, rounds: int):
-    """CPU seconds per image of every transform and of the collation, in this process."""
+def _label(transform) -> str:
+    name = type(transform).__name__
+    inner = getattr(transform, 'transforms', None)  # RandomApply: name what it applies
+    if name == 'RandomApply' and inner is not None:
+        name += '(' + ', '.join(type(t).__name__ for t in getattr(inner, 'transforms', [])) + ')'
+    return name
+
+
+def _instrument(transform, label: str, spent: dict, clock) -> None:
+    """Time ``transform`` (and the transforms it wraps, under ``label > ...``) into
+    ``spent``: its ``transform`` method is shadowed by a timing one (once)."""
+    if 'transform' in vars(transform):  # reachable twice (MultiView keeps two references)
+        return
+    method = transform.transform
+    spent[label] += 0.  # printed in pipeline order, a wrapper before what it wraps
+
+    def timed(results):
+        start = clock()
+        out = method(results)
+        spent[label] += clock() - start
+        return out
+
+    transform.transform = timed
+    for attr in ('pipelines', 'transforms'):  # MultiView's views, RandomApply's Compose
+        inner = getattr(transform, attr, None)
+        for sub in ([inner] if hasattr(inner, 'transforms') else inner or []):
+            for step in getattr(sub, 'transforms', [sub]):
+                if hasattr(step, 'transform'):
+                    _instrument(step, f'{label} > {_label(step)}', spent, clock)
+
+
+def time_transforms(datasets: dict, batch_size: int, rounds: int):
+    """CPU seconds per image of every transform (nested ones too, under ``parent > child``)
+    and of the collation, in this process, one dict per pipeline. The pipelines take turns
+    image by image, so that the load of the machine weighs on all of them alike."""
     from mmengine.dataset import default_collate
-    transforms = dataset.pipeline.transforms
-    spent = defaultdict(float)
     clock = time.process_time
-    num = len(dataset)
+    spent = {name: defaultdict(float) for name in datasets}
+    tops = {}
+    for name, dataset in datasets.items():
+        tops[name] = [_label(t) for t in dataset.pipeline.transforms]
+        for transform, label in zip(dataset.pipeline.transforms, tops[name]):
+            _instrument(transform, label, spent[name], clock)
+    num = min(len(dataset) for dataset in datasets.values())
+    batches = {name: [] for name in datasets}
     for _ in range(rounds):
-        batch = []
         for index in range(num):
-            results = dataset.get_data_info(index)
-            for transform in transforms:
-                start = clock()
-                results = transform(results)
-                spent[repr(transform).split('(')[0]] += clock() - start
-            batch.append(results)
-            if len(batch) == batch_size or index == num - 1:
-                start = clock()
-                default_collate(batch)
-                spent['collate'] += clock() - start
-                batch = []
-    return {name: seconds / (num * rounds) for name, seconds in spent.items()}
+            for name, dataset in datasets.items():
+                results = dataset.get_data_info(index)
+                for transform in dataset.pipeline.transforms:
+                    results = transform(results)
+                batches[name].append(results)
+                if len(batches[name]) == batch_size or index == num - 1:
+                    start = clock()
+                    default_collate(batches[name])
+                    spent[name]['collate'] += clock() - start
+                    batches[name] = []
+    costs = {}
+    for name in datasets:
+        costs[name] = {label: seconds / (num * rounds) for label, seconds in spent[name].items()}
+        costs[name]['total'] = sum(costs[name][label] for label in tops[name] + ['collate'])
+    return costs
 
 
 def time_loader(dataset, batch_size: int, num_workers: int, epochs: int):
@@ -202,28 +244,32 @@ def main():
               f'{args.img_size}x{args.img_size}, batch {args.batch_size}')
 
         report = dict(args=vars(args), transforms={}, loader={}, per_core={})
-        for name, pipeline in pipelines.items():
-            dataset = build_dataset(resized(pipeline, args.img_size), data_root)
-            np.random.seed(0)
-            costs = time_transforms(dataset, args.batch_size, args.rounds)
-            total = sum(costs.values())
-            report['transforms'][name] = costs
+        datasets = {name: build_dataset(resized(pipeline, args.img_size), data_root)
+                    for name, pipeline in pipelines.items()}
+        np.random.seed(0)
+        costs = time_transforms(datasets, args.batch_size, args.rounds)
+        for name, dataset in datasets.items():
+            total = costs[name].pop('total')
+            report['transforms'][name] = costs[name]
             report['per_core'][name] = 1 / total
             print(f'\n[{name}] one core: {1 / total:.0f} img/s ({total * 1e3:.2f} ms/img)')
-            for step, seconds in costs.items():
-                print(f'  {step:<28} {seconds * 1e3:7.3f} ms/img  {1 / seconds:9.0f} img/s '
+            for step, seconds in costs[name].items():
+                indent = '    ' * step.count(' > ')
+                label = indent + step.split(' > ')[-1]
+                print(f'  {label:<44} {seconds * 1e3:7.3f} ms/img {1 / seconds:9.0f} img/s '
                       f'{100 * seconds / total:5.1f} %')
             if name == 'device_views':
                 device = time_device_views(dataset, args.batch_size)
                 report['device_views_preprocessor_cpu_s_per_img'] = device
                 print(f'  (ConMIMDataPreprocessor on this CPU, eager, batch {args.batch_size}:'
                       f' {device * 1e3:.2f} ms/img in the main process, not in the workers)')
+        for name, pipeline in pipelines.items():
+            dataset = build_dataset(resized(pipeline, args.img_size), data_root)
             for workers in args.workers:
                 rate = time_loader(dataset, args.batch_size, workers, args.loader_epochs)
                 report['loader'][f'{name}/{workers}'] = rate
-                per = rate / max(workers, 1)
-                print(f'  DataLoader, {workers} worker(s): {rate:7.0f} img/s, '
-                      f'{per:6.0f} img/s per worker')
+                print(f'[{name}] DataLoader, {workers} worker(s): {rate:7.0f} img/s, '
+                      f'{rate / max(workers, 1):6.0f} img/s per worker')
     speedup = report['per_core']['device_views'] / report['per_core']['before']
     report['speedup'] = speedup
     if args.json:
