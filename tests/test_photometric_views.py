@@ -2,6 +2,7 @@
 for fixed parameters, the official parameter distribution, shared crop and flip, no graph
 break, clear errors."""
 import math
+import random
 
 import mmcv
 import numpy as np
@@ -203,7 +204,6 @@ def test_teacher_views_follow_the_official_distribution():
     img = photos(1, h=24, w=32, seed=3)[0]
     num = 600
     torch.manual_seed(0)
-    import random
     random.seed(0)
 
     def official_random(pil):
@@ -220,7 +220,10 @@ def test_teacher_views_follow_the_official_distribution():
 
     def ks(a, b):
         grid = torch.cat([a, b]).sort().values
-        cdf = (lambda x: torch.searchsorted(x.sort().values, grid, right=True) / len(x))
+
+        def cdf(x):
+            return torch.searchsorted(x.sort().values, grid, right=True) / len(x)
+
         return float((cdf(a) - cdf(b)).abs().max())
 
     critical = 1.95 * math.sqrt(2 / num)  # alpha 0.001

@@ -27,8 +27,8 @@ teacher_perturbations = dict(
 mask_generator = dict(type='ConMIMMaskGenerator', patch_size=patch_size, strategy='block',
                       mask_ratio=75 / 196, min_num_patches=16, input_size=img_size)
 load = dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01)  # skips unreadable files
-crop_args = dict(scale=img_size, crop_ratio_range=(0.08, 1.0), aspect_ratio_range=(3. / 4., 4. / 3.),
-                 interpolation='bicubic')
+crop_args = dict(scale=img_size, crop_ratio_range=(0.08, 1.0),
+                 aspect_ratio_range=(3. / 4., 4. / 3.), interpolation='bicubic')
 # The default: the workers send one uint8 crop, its mask and the drawn parameters. The crop is
 # resized by torch's uint8 kernel (Pillow's bicubic within 2 grey levels, 3x faster).
 train_pipeline = [

@@ -66,9 +66,12 @@ def teacher_view(images: Tensor, params: Tensor, max_blur_sigma: float = 2.) -> 
     ``DrawTeacherPerturbations``: colour jitter, grayscale, Gaussian blur, solarize, each
     applied where the sample's flag is set. Same values as the official PIL transforms.
     ``max_blur_sigma`` bounds the drawn blur sigmas (it sizes the blur kernel)."""
+    def flag(name):
+        return (_param(params, name) > 0.5).view(-1, 1, 1, 1)
+
     out = color_jitter(images, params)
-    flag = (lambda name: (_param(params, name) > 0.5).view(-1, 1, 1, 1))
     out = torch.where(flag('grayscale'), grayscale(out), out)
-    out = torch.where(flag('blur'), gaussian_blur(out, _param(params, 'blur_sigma'), max_blur_sigma), out)
+    blurred = gaussian_blur(out, _param(params, 'blur_sigma'), max_blur_sigma)
+    out = torch.where(flag('blur'), blurred, out)
     threshold = _param(params, 'solarize_threshold').view(-1, 1, 1, 1)
     return torch.where(flag('solarize'), solarize(out, threshold), out)
