@@ -41,7 +41,7 @@ train_pipeline = [
 ]
 
 # The same views built by the workers with mmpretrain's CPU transforms (the reference of the
-# tests; about 5x slower per core, tools/analysis/benchmark_data.py). To use it, a config
+# tests; about 4.4x slower per core, tools/analysis/benchmark_data.py). To use it, a config
 # says: train_dataloader = dict(dataset=dict(pipeline=_base_.cpu_views_pipeline))
 strong_view = [
     dict(type='RandomApply',
