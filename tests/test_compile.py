@@ -132,3 +132,38 @@ def test_training_step_makes_no_synchronising_call_on_cuda(max_iters):
     finally:
         torch.cuda.set_sync_debug_mode('default')
     assert torch.isfinite(log_vars['loss']).item()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_training_step_with_device_views_makes_no_synchronising_call_on_cuda(max_iters):
+    """The same with the views built on the device (issue 15): uint8 crops and drawn
+    parameters straight from the dataloader (on the host, pinned), ``ConMIMDataPreprocessor``
+    builds both views in the step; nothing waits for the GPU."""
+    from mmengine.optim import build_optim_wrapper
+
+    from conmim_mm.datasets import DrawTeacherPerturbations
+    model = build_conmim(data_preprocessor=dict(
+        type='ConMIMDataPreprocessor', mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375], to_rgb=True, non_blocking=True)).cuda()
+    optim_wrapper = build_optim_wrapper(model, dict(
+        type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, fused=True)))
+    _, mask = views_and_mask()
+    draw = DrawTeacherPerturbations(jitter_prob=1., grayscale_prob=.5, blur_prob=.5,
+                                    solarize_prob=.5)
+    crops = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8).pin_memory()
+
+    def batch():  # the preprocessor takes the parameters off the data samples: a new batch
+        samples = [DataSample().set_mask(m.view(4, 4)) for m in mask]
+        for sample in samples:
+            sample.set_field(torch.from_numpy(draw(dict())['teacher_params']), 'teacher_params')
+        return dict(inputs=crops, data_samples=samples)
+
+    model.train_step(batch(), optim_wrapper)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode('error')
+    try:
+        for _ in range(2):
+            log_vars = model.train_step(batch(), optim_wrapper)
+    finally:
+        torch.cuda.set_sync_debug_mode('default')
+    assert torch.isfinite(log_vars['loss']).item()

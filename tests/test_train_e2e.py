@@ -88,6 +88,37 @@ def test_resume_continues_exactly(uninterrupted, tmp_path):
         torch.testing.assert_close(a['state_dict'][key], b['state_dict'][key])
 
 
+# The same recipe with the teacher view built by the data preprocessor (issue 15): the loader
+# sends one crop and the drawn parameters (the Fashion-MNIST config itself keeps its views on
+# the CPU).
+DEVICE_VIEWS = """_base_ = ['{config}']
+data_preprocessor = dict(type='ConMIMDataPreprocessor')
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='DrawTeacherPerturbations', saturation=0., hue=0.) if step['type'] == 'MultiView'
+    else dict(step, algorithm_keys=['teacher_params']) if step['type'] == 'PackInputs' else step
+    for step in _base_.train_pipeline]))
+"""
+
+
+def test_resume_with_views_built_on_the_device_continues_exactly(tmp_path, fashion_mnist):
+    """Two epochs in one run; a second process resumes from the first run's epoch-1
+    checkpoint (what a run killed after epoch 1 leaves) and must log the same losses in
+    epoch 2: the workers' draws of the teacher perturbations follow EpochSeedHook's seeds."""
+    config = tmp_path / 'device_views.py'
+    config.write_text(DEVICE_VIEWS.format(config=os.path.join(ROOT, CONFIG)))
+    two_epochs = ['train_cfg.max_epochs=2', 'param_scheduler.1.end=2']
+    whole = train(tmp_path / 'whole', *two_epochs, config=config)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert 'ConMIMDataPreprocessor' in whole.stdout + whole.stderr
+    resumed = train(tmp_path / 'resumed', *two_epochs, config=config,
+                    args=['--resume', str(tmp_path / 'whole' / 'epoch_1.pth')])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected, got = step_losses(tmp_path / 'whole'), step_losses(tmp_path / 'resumed')
+    assert sorted(expected) == list(range(1, 13)) and sorted(got) == list(range(7, 13))
+    for step in range(7, 13):
+        assert got[step] == pytest.approx(expected[step], abs=1e-5), step
+
+
 def test_two_process_distributed_run(tmp_path, fashion_mnist):
     proc = train(tmp_path, 'train_cfg.max_epochs=2', 'param_scheduler.1.end=2',
                  'train_dataloader.dataset.indices=64', nproc=2)

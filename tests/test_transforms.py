@@ -49,7 +49,7 @@ def test_mask_generator_errors():
 def pipeline(strong):
     from mmengine.config import Config
     cfg = Config.fromfile('configs/_base_/datasets/imagenet_conmim.py')
-    steps = cfg.train_pipeline[1:]  # the image comes in memory
+    steps = cfg.cpu_views_pipeline[1:]  # the image comes in memory; both views on the CPU
     steps[2] = dict(steps[2], transforms=[[], cfg.strong_view if strong else []])
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         return Compose([TRANSFORMS.build(step) for step in steps])

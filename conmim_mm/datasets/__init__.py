@@ -17,3 +17,9 @@ from .loading import (LoadImageFromFileOrSkip, SkipsUnreadableAnnotations,
 __all__ += ['BlockMaskGenerator', 'LoadImageFromFileOrSkip', 'SkipsUnreadableAnnotations',
             'TooManyUnreadableFilesError', 'TooManyUnreadableImagesError', 'UnreadableImageError',
             'loggable', 'unreadable_annotation_reason', 'unreadable_reason']
+from .teacher_perturbations import DrawTeacherPerturbations
+
+__all__ += ['DrawTeacherPerturbations']
+from .torch_crop import TorchRandomResizedCrop
+
+__all__ += ['TorchRandomResizedCrop']

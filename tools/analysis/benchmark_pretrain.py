@@ -482,7 +482,7 @@ def runner_config(args, data_root: str, work_dir: str):
                           out_channels=args.out_channels)
     num_patches = (args.img_size // args.patch_size)**2
     for step in cfg.train_dataloader.dataset.pipeline:
-        if step['type'] == 'RandomResizedCrop':
+        if step['type'].endswith('RandomResizedCrop'):  # mmpretrain's or TorchRandomResizedCrop
             step['scale'] = args.img_size
         elif step['type'] == 'ConMIMMaskGenerator':
             num_masked = round(step.get('mask_ratio', 75 / 196) * num_patches)

@@ -23,7 +23,9 @@ class CompileModelHook(Hook):
         methods (Sequence[str], optional): Methods of the (unwrapped) model to compile.
             Default: the model's ``compile_methods`` (``ConMIM``: ``contrastive_loss``, both
             encoders and the InfoNCE as one graph) or else ``extract_feat`` (backbone and neck
-            of mmpretrain classifiers, mmseg segmentors and mmdet detectors).
+            of mmpretrain classifiers, mmseg segmentors and mmdet detectors), plus the
+            ``compile_methods`` of the model's data preprocessor (``ConMIMDataPreprocessor``:
+            the teacher view built on the device).
         **compile_kwargs: Passed to ``torch.compile`` (``mode``, ``backend``, ``dynamic``...).
     """
     priority = 'VERY_HIGH'
@@ -40,6 +42,14 @@ class CompileModelHook(Hook):
                 raise AttributeError(f'CompileModelHook: {type(model).__name__} has no method '
                                      f'{name!r}; set compile=dict(methods=[...]) to one it has.')
             setattr(model, name, torch.compile(getattr(model, name), **self.compile_kwargs))
+        # and what the data preprocessor names (ConMIMDataPreprocessor: the teacher view)
+        preprocessor = getattr(model, 'data_preprocessor', None)
+        preprocessor_methods = () if self.methods else getattr(preprocessor, 'compile_methods',
+                                                                ())
+        for name in preprocessor_methods:
+            setattr(preprocessor, name,
+                    torch.compile(getattr(preprocessor, name), **self.compile_kwargs))
+        methods = [*methods, *(f'data_preprocessor.{name}' for name in preprocessor_methods)]
         runner.logger.info(f'torch.compile({", ".join(methods)}) of {type(model).__name__} '
                            f'with {self.compile_kwargs or "default options"}; the first '
                            'iterations compile.')
