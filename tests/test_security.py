@@ -272,3 +272,86 @@ def test_resume_never_executes_the_config_text_of_a_checkpoint(tmp_path, fashion
     assert not marker.exists(), 'the config text stored in the checkpoint was executed'
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'never executed' in proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- issue 17 §2
+# Config text stored in any of the three places mmengine and mmcv put it is never executed, on
+# any path: mmdet's and mmseg's inferencers without a config, Runner.from_cfg with resume=True
+# (mmpretrain's own tools/train.py and ours), FlexibleRunner.
+CONFIG_KEYS = ['meta.cfg', 'meta.config', 'message_hub.cfg']
+
+
+def config_payload(path, marker, key, state_dict=None):
+    """A weights-only checkpoint whose config text (under ``key``) would create ``marker``."""
+    from mmengine.logging import MessageHub
+    text = f"import os\nopen({str(marker)!r}, 'w').close()\nmodel = dict(type='ResNet')\n"
+    hub = MessageHub.get_instance(f'config_payload_{key}').state_dict()
+    meta = dict(epoch=0, iter=0)
+    if key == 'message_hub.cfg':
+        hub['runtime_info']['cfg'] = text
+        hub['resumed_keys']['cfg'] = True
+    else:
+        meta[key.split('.')[1]] = text
+    torch.save(dict(state_dict=state_dict or {}, meta=meta, message_hub=hub), str(path))
+    torch.load(str(path), weights_only=True)  # the file itself is harmless data
+    return str(path)
+
+
+@pytest.mark.parametrize('key', CONFIG_KEYS)
+@pytest.mark.parametrize('inferencer', ['mmdet', 'mmseg'])
+def test_inferencers_never_execute_the_config_text_of_a_checkpoint(tmp_path, inferencer, key):
+    from conmim_mm.engine import StoredConfigTextError
+    marker = tmp_path / 'CONFIG_RAN'
+    path = config_payload(tmp_path / 'crafted.pth', marker, key)
+    if inferencer == 'mmdet':
+        from mmdet.apis import DetInferencer as Inferencer
+    else:
+        from mmseg.apis import MMSegInferencer as Inferencer
+    with pytest.raises((StoredConfigTextError, ValueError)) as err:
+        Inferencer(model=None, weights=path, device='cpu')
+    assert not marker.exists(), 'the config text stored in the checkpoint was executed'
+    if key == 'meta.config':  # dropped when loaded: mmengine finds no config at all
+        assert 'Cannot find the config' in str(err.value)
+    else:
+        assert isinstance(err.value, StoredConfigTextError)
+        assert 'never executed' in str(err.value) and 'model=CONFIG' in str(err.value)
+
+
+@pytest.mark.parametrize('runner_type', ['Runner', 'FlexibleRunner'])
+def test_runners_resume_without_executing_the_config_text_of_a_checkpoint(tmp_path,
+                                                                          fashion_mnist,
+                                                                          runner_type):
+    """Runner.from_cfg(cfg) with resume=True, as mmpretrain's tools/train.py calls it, and
+    FlexibleRunner: the payload in all three places at once; the run resumes and the text is
+    never written back into its checkpoints."""
+    from mmengine.config import Config, DictAction
+    from mmengine.registry import RUNNERS
+    from mmpretrain.registry import MODELS
+    parser = __import__('argparse').ArgumentParser()
+    parser.add_argument('--o', nargs='+', action=DictAction)
+    cfg = Config.fromfile(os.path.join(ROOT, CLS_CONFIG))
+    cfg.merge_from_dict(parser.parse_args(['--o', *SMALL_CLS]).o)
+    cfg.model.backbone.init_cfg = None
+    marker = tmp_path / 'CONFIG_RAN'
+    path = str(tmp_path / 'crafted.pth')
+    state_dict = MODELS.build(cfg.model).state_dict()
+    config_payload(path, marker, 'message_hub.cfg', state_dict)
+    checkpoint = torch.load(path)
+    text = checkpoint['message_hub']['runtime_info']['cfg']
+    checkpoint['meta'].update(cfg=text, config=text)
+    torch.save(checkpoint, path)
+    cfg.update(work_dir=str(tmp_path / 'work'), resume=True, load_from=path,
+               experiment_name=f'config_payload_{runner_type}', val_cfg=None,
+               val_dataloader=None, val_evaluator=None)
+    if runner_type == 'FlexibleRunner':
+        cfg.runner_type = 'FlexibleRunner'
+        cfg.pop('model_wrapper_cfg', None)
+        runner = RUNNERS.build(cfg)
+    else:
+        from mmengine.runner import Runner
+        runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert not marker.exists(), 'the config text stored in the checkpoint was executed'
+    saved = torch.load(str(tmp_path / 'work' / 'epoch_1.pth'))  # weights-only: plain data
+    assert 'cfg' not in saved['message_hub']['runtime_info']
+    assert saved['meta']['cfg'] != text  # the run's own config, as mmengine writes it

@@ -17,6 +17,7 @@ import pickle
 import re
 import sys
 import warnings
+import zipfile
 from tempfile import TemporaryDirectory
 from urllib.parse import urlparse
 
@@ -26,23 +27,44 @@ from mmengine.fileio import get_file_backend
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from .stored_config import make_config_text_inert
+
 ALLOWED = 'tensors, containers, numpy arrays and mmengine HistoryBuffer statistics'
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class CheckpointLoadError(Exception):
+    """A checkpoint was not loaded; the message says why and what to do."""
+
+
+class UnsafeCheckpointError(CheckpointLoadError, pickle.UnpicklingError):
     """The checkpoint needs more than tensors and allow-listed classes to be unpickled."""
+
+
+class UnreadableCheckpointError(CheckpointLoadError, ValueError):
+    """The file is empty, truncated, damaged or not a PyTorch checkpoint at all."""
+
+
+def _refused_global(text: str):
+    """What a weights-only refusal asked for, as a reason; None when it names no global."""
+    found = re.search(r'GLOBAL (\S+) was not an allowed global', text)
+    blocked = re.search(r'GLOBAL (\S+) whose module (\S+) is blocked', text)
+    own = re.search(r'asks for the attribute .*? of .*?;', text)
+    if found:
+        return f'unpickling it needs the global `{found.group(1)}`'
+    if blocked:
+        name, module = blocked.group(1), blocked.group(2).rstrip('.')
+        alias = f', that is `os.{name.split(".", 1)[1]}`' if module in ('posix', 'nt') else ''
+        return (f'unpickling it needs the global `{name}`{alias}, from the module `{module}` '
+                'that torch never lets a checkpoint use')
+    if own:
+        return f'it {own.group(0)[:-1]}'
+    return None
 
 
 def refusal_message(source: str, error: Exception, cached_file: str = None) -> str:
     text = str(error)
-    found = re.search(r'GLOBAL (\S+) was not an allowed global', text)
-    own = re.search(r'asks for the attribute .*? of .*?;', text)
-    if found:
-        reason = f'unpickling it needs the global `{found.group(1)}`'
-    elif own:
-        reason = f'it {own.group(0)[:-1]}'
-    else:
-        reason = 'unpickling it needs more than plain data: ' + text.strip().splitlines()[-1]
+    reason = _refused_global(text) or \
+        'unpickling it needs more than plain data: ' + text.strip().splitlines()[-1]
     message = (f'Refused to load the checkpoint {source}: it is not weights-only ({reason}), '
                f'and conmim_mm unpickles only {ALLOWED}, because unpickling anything else can '
                'run code from the file. ')
@@ -56,13 +78,88 @@ def refusal_message(source: str, error: Exception, cached_file: str = None) -> s
     return message
 
 
-def load_weights_only(file, map_location=None, source: str = None, cached_file: str = None):
-    """``torch.load(file, weights_only=True)``; a refusal says why and what to do."""
+def _head_and_zip(file):
+    """(first bytes, ZipFile or None) of a path or a seekable binary file object."""
+    if isinstance(file, (str, os.PathLike)):
+        with open(file, 'rb') as f:
+            head = f.read(8)
+        opened = file if zipfile.is_zipfile(file) else None
+    else:
+        position = file.tell()
+        head = file.read(8)
+        file.seek(position)
+        opened = file if zipfile.is_zipfile(file) else None
+        file.seek(position)
+    return head, (zipfile.ZipFile(opened) if opened is not None else None)
+
+
+def damage(file):
+    """Why ``file`` cannot be a whole PyTorch checkpoint, or None when its structure is sound
+    (a zip archive holding ``data.pkl`` whose members pass their CRC check, or a non-empty file
+    of torch's legacy format, which carries no checksum)."""
     try:
-        return torch.load(file, map_location=map_location, weights_only=True)
+        head, archive = _head_and_zip(file)
+    except OSError as err:
+        return f'it cannot be read ({err})'
+    except zipfile.BadZipFile as err:
+        return f'it is a damaged zip archive ({err})'
+    if not head:
+        return 'the file is empty (0 bytes)'
+    if archive is None:
+        if head.startswith(b'PK\x03\x04'):
+            return ('it is truncated: a zip archive (the format of torch.save) whose end is '
+                    'missing, as after an interrupted save, copy or download')
+        if head.startswith(b'\x93NUMPY'):
+            return 'it is a NumPy .npy array, not a PyTorch checkpoint (read it with numpy.load)'
+        return None
+    with archive:
+        names = archive.namelist()
+        if not any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
+            if names and all(n.endswith('.npy') for n in names):
+                return ('it is a NumPy .npz archive, not a PyTorch checkpoint (read it with '
+                        'numpy.load and convert the arrays to a state dict of tensors)')
+            return ('it is a zip archive without a PyTorch checkpoint inside (no data.pkl; '
+                    f'holds {", ".join(names[:3]) or "nothing"})')
+        try:
+            broken = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            return f'it is truncated or damaged ({err})'
+    if broken is not None:
+        return f'it is damaged: the member {broken} fails its CRC check'
+    return None
+
+
+def unreadable_message(source: str, reason: str) -> str:
+    return (f'Cannot load the checkpoint {source}: {reason}. This is not about trusting the '
+            'file (loading it without weights_only would fail as well): copy or download it '
+            'again and compare its size with the original, or use another checkpoint.')
+
+
+def load_weights_only(file, map_location=None, source: str = None, cached_file: str = None):
+    """``torch.load(file, weights_only=True)``; a refusal or a damaged file says why and what
+    to do. Config text stored in the checkpoint is made inert (``stored_config.py``)."""
+    source = source or str(file)
+    try:
+        checkpoint = torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise UnsafeCheckpointError(
-            refusal_message(source or str(file), err, cached_file)) from err
+        if _refused_global(str(err)) is None:
+            reason = damage(file) or ('it is truncated, damaged or not a PyTorch checkpoint '
+                                      f'(the unpickler stopped: {_last_line(err)})')
+            raise UnreadableCheckpointError(unreadable_message(source, reason)) from err
+        raise UnsafeCheckpointError(refusal_message(source, err, cached_file)) from err
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        reason = damage(file)
+        if reason is None:
+            if not isinstance(err, EOFError):
+                raise
+            reason = f'it is truncated ({_last_line(err) or "the data ends early"})'
+        raise UnreadableCheckpointError(unreadable_message(source, reason)) from err
+    return make_config_text_inert(checkpoint, source)
+
+
+def _last_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[-1] if lines else type(err).__name__
 
 
 def load_from_local(filename, map_location=None):
