@@ -171,7 +171,7 @@ def damaged_files(root):
 
 
 @pytest.mark.parametrize('kind,reason', [
-    ('random bytes', 'truncated, damaged or not a PyTorch checkpoint'),
+    ('random bytes', 'damaged or not a PyTorch checkpoint'),
     ('truncated', 'it is truncated'),
     ('empty', 'the file is empty'),
     ('npz', 'NumPy .npz archive, not a PyTorch checkpoint'),
@@ -196,13 +196,22 @@ def test_damaged_files_are_reported_as_damaged(tmp_path, kind, reason):
     assert reason in str(stop.value.code)
 
 
-def test_os_system_payload_names_the_global(tmp_path):
+PROTOCOL_0_PAYLOAD = b"(i__builtin__\nopen\n(S'MARKER'\nS'w'\ntR."  # INST: calls open()
+
+
+@pytest.mark.parametrize('payload,reason', [
+    ('os.system', 'needs the global `posix.system`, that is `os.system`'),
+    ('protocol 0', 'uses the pickle instruction INST'),
+])
+def test_payloads_are_refused_naming_what_they_ask_for(tmp_path, payload, reason):
     from mmengine.runner import CheckpointLoader
 
     from conmim_mm.engine import UnsafeCheckpointError
-    path = str(tmp_path / 'shell.pth')
-    torch.save({'state_dict': {}, 'meta': {'x': RunsShell()}}, path)
+    path = tmp_path / 'payload.pth'
+    if payload == 'os.system':
+        torch.save({'state_dict': {}, 'meta': {'x': RunsShell()}}, str(path))
+    else:
+        path.write_bytes(PROTOCOL_0_PAYLOAD)
     with pytest.raises(UnsafeCheckpointError) as err:
-        CheckpointLoader.load_checkpoint(path)
-    message = str(err.value)
-    assert 'needs the global `posix.system`, that is `os.system`' in message, message
+        CheckpointLoader.load_checkpoint(str(path))
+    assert reason in str(err.value) and 'not weights-only' in str(err.value), str(err.value)

@@ -7,6 +7,7 @@ Fashion-MNIST config with a 2-layer ViT and 32 to 64 images: a second or two eac
 import itertools
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import time
@@ -22,7 +23,6 @@ from conmim_mm.engine.hooks.auto_resume import NoCheckpointToResumeError, checkp
 from conmim_mm.engine.hooks.mid_epoch_resume import plan_resume
 from conmim_mm.engine.hooks.preemption import EXIT_PREEMPTED
 from conmim_mm.engine.hooks.work_dir_lock import LOCK_NAME, WorkDirLock, WorkDirLockedError
-from tests.helpers.crash_hook import SimulatedCrash
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py')
@@ -42,9 +42,18 @@ def tiny_cfg(work_dir, epochs=2, batch=16, images=64, hooks=(), **options):
     return cfg
 
 
-def train(cfg):
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+def train(cfg, build=Runner.from_cfg):
+    """Train ``cfg`` in this process, as ``tools/train.py`` does (``Runner.from_cfg``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny steps: 4x faster than 2 threads on a busy 2-core machine
+    runner = build(cfg)
+    try:
+        runner.train()
+    finally:  # as when the process ends, however it ends: the lock and signal handlers go
+        torch.set_num_threads(threads)
+        for hook in runner.hooks:
+            if hasattr(hook, 'release'):
+                hook.release()
     return runner
 
 
@@ -53,41 +62,58 @@ def log_of(runner):
         return f.read()
 
 
-def crash_after_epoch_1(work_dir, **kwargs):
-    with pytest.raises(SimulatedCrash):
-        train(tiny_cfg(work_dir, hooks=[dict(type='CrashAfterEpochHook', epoch=1)], **kwargs))
-    assert (work_dir / 'last_checkpoint').read_text().endswith('epoch_1.pth')
+def tensors(path):
+    return torch.load(str(path), map_location='cpu')['state_dict']
 
 
-def same_tensors(a, b):
-    a, b = (torch.load(str(p), map_location='cpu')['state_dict'] for p in (a, b))
-    return all(torch.equal(a[k], b[k]) for k in a)
+def copy_run(source, target, checkpoint):
+    """A work dir holding ``checkpoint`` of ``source``, named in its last_checkpoint."""
+    target.mkdir()
+    shutil.copy(source / checkpoint, target / checkpoint)
+    (target / 'last_checkpoint').write_text(str(target / checkpoint))
+    return target
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    """2 epochs of 4 iterations (64 images, batch 16): epoch_1.pth and epoch_2.pth."""
+    work_dir = tmp_path_factory.mktemp('uninterrupted')
+    train(tiny_cfg(work_dir))
+    return work_dir
+
+
+@pytest.fixture(scope='module')
+def preempted(tmp_path_factory):
+    """The same run, sent SIGUSR1 during iteration 6 (batch 2 of epoch 2)."""
+    work_dir = tmp_path_factory.mktemp('preempted')
+    hooks = [dict(type='SignalDuringIterHook', iteration=6, signal='SIGUSR1')]
+    with pytest.raises(SystemExit) as stop:
+        train(tiny_cfg(work_dir, hooks=hooks))
+    return work_dir, stop.value.code
 
 
 # --------------------------------------------------------------------------- §1
-def test_resume_of_an_epoch_checkpoint_at_a_larger_batch_trains_the_next_epoch(tmp_path):
+def test_resume_of_an_epoch_checkpoint_at_a_larger_batch_trains_the_next_epoch(uninterrupted,
+                                                                               tmp_path):
     """Epoch 1 at batch 16 (4 iterations), resumed at batch 32: epoch 2 trains its 2 batches
     (it used to be taken for a mid-epoch checkpoint and skipped whole)."""
-    crash_after_epoch_1(tmp_path)
-    runner = train(tiny_cfg(tmp_path, batch=32, resume=True))
+    work_dir = copy_run(uninterrupted, tmp_path / 'work', 'epoch_1.pth')
+    runner = train(tiny_cfg(work_dir, batch=32, resume=True))
     assert runner.iter == 4 + 2
     assert 'skipping' not in log_of(runner)
-    assert not same_tensors(tmp_path / 'epoch_1.pth', tmp_path / 'epoch_2.pth')
-    progress = torch.load(str(tmp_path / 'epoch_2.pth'))['epoch_progress']
+    before, after = tensors(work_dir / 'epoch_1.pth'), tensors(work_dir / 'epoch_2.pth')
+    assert not all(torch.equal(before[k], after[k]) for k in before)
+    progress = torch.load(str(work_dir / 'epoch_2.pth'))['epoch_progress']
     assert progress == dict(epoch=2, batches=0, batch_size=32, world_size=1, samples=0,
                             dataset_size=64, batches_per_epoch=2)
 
 
-def test_mid_epoch_checkpoint_resumed_at_another_batch_goes_on_at_the_same_sample(tmp_path):
+def test_mid_epoch_checkpoint_resumed_at_another_batch_goes_on_at_the_same_sample(preempted,
+                                                                                  tmp_path):
     """Saved after 2 batches of 16 in epoch 2 (iteration 6); at batch 32 the run skips the one
     batch holding those 32 samples and trains the other one."""
-    by_iter = {'default_hooks.checkpoint.by_epoch': False, 'default_hooks.checkpoint.interval': 2}
-    with pytest.raises(SimulatedCrash):
-        train(tiny_cfg(tmp_path, hooks=[dict(type='CrashAfterIterHook', iteration=6)],
-                       **by_iter))
-    progress = torch.load(str(tmp_path / 'iter_6.pth'))['epoch_progress']
-    assert (progress['epoch'], progress['batches'], progress['samples']) == (1, 2, 32)
-    runner = train(tiny_cfg(tmp_path, batch=32, resume=True, **by_iter))
+    work_dir = copy_run(preempted[0], tmp_path / 'work', 'iter_6.pth')
+    runner = train(tiny_cfg(work_dir, batch=32, resume=True))
     assert runner.iter == 6 + 1
     assert 'resumes at the same sample position: skipping 1 batches' in log_of(runner)
 
@@ -117,17 +143,17 @@ def test_resume_plan(now, expected):
 
 
 # --------------------------------------------------------------------------- §4 auto-resume
-def test_auto_resume_falls_back_to_the_newest_whole_checkpoint(tmp_path):
+def test_auto_resume_falls_back_to_the_newest_whole_checkpoint(uninterrupted, tmp_path):
     """last_checkpoint names a truncated epoch_2.pth: the run resumes from epoch_1.pth."""
-    train(tiny_cfg(tmp_path, images=32))
-    last = tmp_path / 'epoch_2.pth'
-    assert (tmp_path / 'last_checkpoint').read_text() == str(last)
+    work_dir = copy_run(uninterrupted, tmp_path / 'work', 'epoch_2.pth')
+    shutil.copy(uninterrupted / 'epoch_1.pth', work_dir / 'epoch_1.pth')
+    last = work_dir / 'epoch_2.pth'
     last.write_bytes(last.read_bytes()[:len(last.read_bytes()) // 2])
-    runner = train(tiny_cfg(tmp_path, images=32, epochs=3, resume=True))
-    assert runner.iter == 2 + 2 + 2  # epochs 2 and 3 trained after epoch 1
+    runner = train(tiny_cfg(work_dir, resume=True))
+    assert runner.iter == 4 + 4  # epoch 2 trained again after epoch 1
     log = log_of(runner)
     assert f'the checkpoint it names, {last}, cannot be loaded: it is truncated' in log
-    assert f'resuming from {tmp_path / "epoch_1.pth"}, the newest whole checkpoint' in log
+    assert f'resuming from {work_dir / "epoch_1.pth"}, the newest whole checkpoint' in log
 
 
 @pytest.mark.parametrize('broken', ['empty record', 'empty file', 'missing file'])
@@ -162,7 +188,7 @@ def write_lock(work_dir, **owner):
 def test_second_run_in_the_same_work_dir_is_refused(tmp_path):
     write_lock(tmp_path)  # held by a live process on this host: the test's parent
     with pytest.raises(WorkDirLockedError) as err:
-        train(tiny_cfg(tmp_path, images=32, epochs=1))
+        train(tiny_cfg(tmp_path, images=32))
     assert f'host {socket.gethostname()}, pid {os.getppid()}' in str(err.value)
     assert not list(tmp_path.glob('*.pth'))
 
@@ -194,25 +220,30 @@ def test_stale_locks_are_detected(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- §5 preemption
-def test_preemption_signal_saves_an_exact_checkpoint_and_exits_75(tmp_path):
+def test_preemption_signal_saves_an_exact_checkpoint_and_exits_75(preempted, uninterrupted,
+                                                                   tmp_path):
     """SIGUSR1 during iteration 6 (batch 2 of epoch 2): the iteration finishes, iter_6.pth is
-    written and named in last_checkpoint, the run exits with 75 and resumes at iteration 7."""
-    hooks = [dict(type='SignalDuringIterHook', iteration=6, signal='SIGUSR1')]
-    with pytest.raises(SystemExit) as stop:
-        train(tiny_cfg(tmp_path, hooks=hooks))
-    assert stop.value.code == EXIT_PREEMPTED
+    written and named in last_checkpoint, the run exits with 75; resumed, it ends with the
+    weights of the uninterrupted run."""
+    source, status = preempted
+    assert status == EXIT_PREEMPTED
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers restored
-    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'iter_6.pth')
-    checkpoint = torch.load(str(tmp_path / 'iter_6.pth'))
+    assert (source / 'last_checkpoint').read_text() == str(source / 'iter_6.pth')
+    assert not (source / LOCK_NAME).exists()
+    checkpoint = torch.load(str(source / 'iter_6.pth'))
     assert checkpoint['meta']['iter'] == 6 and checkpoint['epoch_progress']['batches'] == 2
     assert len(checkpoint['rng_states']) == 1
-    assert not (tmp_path / LOCK_NAME).exists()
-    runner = train(tiny_cfg(tmp_path, resume=True))
+    log = open(next(source.glob('*/*.log'))).read()
+    assert (f'Received SIGUSR1: saved {source / "iter_6.pth"} after iteration 6 (epoch 2, '
+            'batch 2 of 4); stopping with exit status 75') in log
+    work_dir = copy_run(source, tmp_path / 'work', 'iter_6.pth')
+    runner = train(tiny_cfg(work_dir, resume=True))
     assert runner.iter == 8
     assert 'skipping the 2 batches trained before the checkpoint' in log_of(runner)
-    assert not (tmp_path / 'iter_6.pth').exists()  # removed once epoch_2.pth was written
-    train(tiny_cfg(tmp_path / 'uninterrupted'))
-    assert same_tensors(tmp_path / 'epoch_2.pth', tmp_path / 'uninterrupted' / 'epoch_2.pth')
+    assert not (work_dir / 'iter_6.pth').exists()  # removed once epoch_2.pth was written
+    expected, got = tensors(uninterrupted / 'epoch_2.pth'), tensors(work_dir / 'epoch_2.pth')
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key])
 
 
 def test_slurm_launcher_requeues_a_preempted_job(tmp_path):

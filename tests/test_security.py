@@ -317,41 +317,48 @@ def test_inferencers_never_execute_the_config_text_of_a_checkpoint(tmp_path, inf
         assert 'never executed' in str(err.value) and 'model=CONFIG' in str(err.value)
 
 
-@pytest.mark.parametrize('runner_type', ['Runner', 'FlexibleRunner'])
 def test_runners_resume_without_executing_the_config_text_of_a_checkpoint(tmp_path,
-                                                                          fashion_mnist,
-                                                                          runner_type):
-    """Runner.from_cfg(cfg) with resume=True, as mmpretrain's tools/train.py calls it, and
-    FlexibleRunner: the payload in all three places at once; the run resumes and the text is
-    never written back into its checkpoints."""
+                                                                          fashion_mnist):
+    """Runner.from_cfg(cfg) with resume=True, as mmpretrain's tools/train.py calls it, then
+    FlexibleRunner on the checkpoint it wrote: the payload in all three places at once each
+    time; both resume, and the text is never written back into their checkpoints."""
     from mmengine.config import Config, DictAction
-    from mmengine.registry import RUNNERS
+    from mmengine.registry import RUNNERS, DefaultScope
+    from mmengine.runner import Runner
     from mmpretrain.registry import MODELS
+
+    from tests.test_reliability_resume import train
     parser = __import__('argparse').ArgumentParser()
     parser.add_argument('--o', nargs='+', action=DictAction)
     cfg = Config.fromfile(os.path.join(ROOT, CLS_CONFIG))
     cfg.merge_from_dict(parser.parse_args(['--o', *SMALL_CLS]).o)
     cfg.model.backbone.init_cfg = None
+    cfg.update(val_cfg=None, val_dataloader=None, val_evaluator=None, resume=True)
     marker = tmp_path / 'CONFIG_RAN'
     path = str(tmp_path / 'crafted.pth')
-    state_dict = MODELS.build(cfg.model).state_dict()
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        state_dict = MODELS.build(cfg.model).state_dict()
     config_payload(path, marker, 'message_hub.cfg', state_dict)
-    checkpoint = torch.load(path)
-    text = checkpoint['message_hub']['runtime_info']['cfg']
-    checkpoint['meta'].update(cfg=text, config=text)
-    torch.save(checkpoint, path)
-    cfg.update(work_dir=str(tmp_path / 'work'), resume=True, load_from=path,
-               experiment_name=f'config_payload_{runner_type}', val_cfg=None,
-               val_dataloader=None, val_evaluator=None)
-    if runner_type == 'FlexibleRunner':
-        cfg.runner_type = 'FlexibleRunner'
-        cfg.pop('model_wrapper_cfg', None)
-        runner = RUNNERS.build(cfg)
-    else:
-        from mmengine.runner import Runner
-        runner = Runner.from_cfg(cfg)
-    runner.train()
-    assert not marker.exists(), 'the config text stored in the checkpoint was executed'
-    saved = torch.load(str(tmp_path / 'work' / 'epoch_1.pth'))  # weights-only: plain data
-    assert 'cfg' not in saved['message_hub']['runtime_info']
-    assert saved['meta']['cfg'] != text  # the run's own config, as mmengine writes it
+    work_dir = tmp_path / 'work'
+    for epochs, runner_type in ((1, 'Runner'), (2, 'FlexibleRunner')):
+        checkpoint = torch.load(path)
+        text = f"import os\nopen({str(marker)!r}, 'w').close()\n"
+        checkpoint['meta'].update(cfg=text, config=text)
+        checkpoint['message_hub']['runtime_info']['cfg'] = text
+        checkpoint['message_hub']['resumed_keys']['cfg'] = True
+        torch.save(checkpoint, path)
+        run_cfg = cfg.copy()
+        run_cfg.update(work_dir=str(work_dir), load_from=path,
+                       experiment_name=f'config_payload_{runner_type}')
+        run_cfg.train_cfg.max_epochs = epochs
+        if runner_type == 'FlexibleRunner':
+            run_cfg.runner_type = 'FlexibleRunner'
+            run_cfg.pop('model_wrapper_cfg', None)
+            train(run_cfg, build=RUNNERS.build)
+        else:
+            train(run_cfg, build=Runner.from_cfg)
+        assert not marker.exists(), f'{runner_type} executed the config text of a checkpoint'
+        path = str(work_dir / f'epoch_{epochs}.pth')
+        saved = torch.load(path)  # weights-only: plain data
+        for stored in (saved['meta']['cfg'], saved['message_hub']['runtime_info']['cfg']):
+            assert f"work_dir = '{work_dir}'" in stored  # the run's own config

@@ -14,6 +14,7 @@ import io
 import os
 import os.path as osp
 import pickle
+import pickletools
 import re
 import sys
 import warnings
@@ -61,10 +62,41 @@ def _refused_global(text: str):
     return None
 
 
+def _unpickler_reason(text: str) -> str:
+    """torch's own reason inside its weights-only message (the line after 'WeightsUnpickler
+    error:'), else the message's last line."""
+    found = re.search(r'WeightsUnpickler error:\s*(.+)', text)
+    if found:
+        return found.group(1).strip()
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ''
+
+
+PICKLE_OPCODES = {op.code: op.name for op in pickletools.opcodes}
+
+
+def classify_unpickling_error(text: str):
+    """('unsafe', reason) when the file asks for something the weights-only unpickler refuses,
+    ('damaged', reason) when its bytes are no pickle at all."""
+    refused = _refused_global(text)
+    if refused:
+        return 'unsafe', refused
+    reason = _unpickler_reason(text)
+    operand = re.search(r'Unsupported operand (\d+)', reason)
+    if operand:
+        code = chr(int(operand.group(1)))
+        if code in PICKLE_OPCODES:  # a real instruction, e.g. INST or OBJ: calls code
+            return 'unsafe', (f'it uses the pickle instruction {PICKLE_OPCODES[code]}, which '
+                              'weights-only loading never runs')
+        return 'damaged', (f'byte {operand.group(1)} where a pickle instruction should be: the '
+                           'file is damaged or not a PyTorch checkpoint')
+    if re.search(r'truncated|ran out of input|unexpected end', reason, re.I):
+        return 'damaged', f'it is truncated ({reason})'
+    return 'unsafe', 'unpickling it needs more than plain data: ' + reason
+
+
 def refusal_message(source: str, error: Exception, cached_file: str = None) -> str:
-    text = str(error)
-    reason = _refused_global(text) or \
-        'unpickling it needs more than plain data: ' + text.strip().splitlines()[-1]
+    kind, reason = classify_unpickling_error(str(error))
     message = (f'Refused to load the checkpoint {source}: it is not weights-only ({reason}), '
                f'and conmim_mm unpickles only {ALLOWED}, because unpickling anything else can '
                'run code from the file. ')
@@ -142,24 +174,19 @@ def load_weights_only(file, map_location=None, source: str = None, cached_file: 
     try:
         checkpoint = torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if _refused_global(str(err)) is None:
-            reason = damage(file) or ('it is truncated, damaged or not a PyTorch checkpoint '
-                                      f'(the unpickler stopped: {_last_line(err)})')
+        kind, reason = classify_unpickling_error(str(err))
+        if kind == 'damaged':
+            reason = damage(file) or reason
             raise UnreadableCheckpointError(unreadable_message(source, reason)) from err
         raise UnsafeCheckpointError(refusal_message(source, err, cached_file)) from err
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as err:
         reason = damage(file)
         if reason is None:
             if not isinstance(err, EOFError):
                 raise
-            reason = f'it is truncated ({_last_line(err) or "the data ends early"})'
+            reason = 'it is truncated (the data ends early)'
         raise UnreadableCheckpointError(unreadable_message(source, reason)) from err
     return make_config_text_inert(checkpoint, source)
-
-
-def _last_line(err: Exception) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[-1] if lines else type(err).__name__
 
 
 def load_from_local(filename, map_location=None):

@@ -10,9 +10,11 @@ GPU-count check. A checkpoint that passes the weights-only unpickler can still c
 So every checkpoint the package's loaders return (all of mmengine's schemes, see
 ``checkpoint_loaders.py``) is cleaned here, once for every path:
 
-* ``meta['cfg']`` and ``runtime_info['cfg']`` become :class:`StoredConfigText`, which is not a
-  ``str``; ``Config.fromstring`` refuses it with a message saying to pass the config file. The
-  message hub is told not to save it again.
+* ``meta['cfg']`` becomes :class:`StoredConfigText`, which is not a ``str``;
+  ``Config.fromstring`` refuses it with a message saying to pass the config file.
+* ``message_hub.runtime_info['cfg']`` leaves the message hub (a resumed run keeps its own config
+  there, and never saves an object that could not be loaded weights-only); when ``meta`` has no
+  config text, it takes its place there, inert.
 * ``meta['config']`` is dropped with a warning: it is read only for mmcv 1.x's ``gpu_ids`` check
   during a resume, which then goes on.
 """
@@ -57,9 +59,12 @@ def make_config_text_inert(checkpoint, source: str):
     hub = checkpoint.get('message_hub')
     info = hub.get('runtime_info') if isinstance(hub, dict) else None
     if isinstance(info, dict) and isinstance(info.get('cfg'), str):
-        info['cfg'] = StoredConfigText(info['cfg'], source, "message_hub.runtime_info['cfg']")
-        if isinstance(hub.get('resumed_keys'), dict):
-            hub['resumed_keys']['cfg'] = False  # a resumed run never writes it back
+        # Out of the message hub, which a resumed run would save again (the run's own
+        # RuntimeInfoHook sets its config there); kept inert where the inferencers look next.
+        text = info.pop('cfg')
+        meta = checkpoint.setdefault('meta', {}) if meta is None else meta
+        if isinstance(meta, dict) and not isinstance(meta.get('cfg'), StoredConfigText):
+            meta['cfg'] = StoredConfigText(text, source, "message_hub.runtime_info['cfg']")
     return checkpoint
 
 

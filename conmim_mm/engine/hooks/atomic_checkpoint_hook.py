@@ -123,6 +123,13 @@ class AtomicCheckpointHook(CheckpointHook):
             raise WorkDirLockedError(decision[0])
 
     def after_run(self, runner) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Give back the work dir and the signal handlers: at the end of the run, on
+        preemption, and (at exit) when the process ends in an error."""
+        if self.preemption is not None:
+            self.preemption.restore()
         if self.lock is not None:
             self.lock.release()
 
@@ -150,11 +157,6 @@ class AtomicCheckpointHook(CheckpointHook):
         super().after_train_epoch(runner)
         self._batches_done = 0
 
-    def after_train(self, runner) -> None:
-        super().after_train(runner)
-        if self.preemption is not None:
-            self.preemption.restore()
-
     @staticmethod
     def _device(runner):
         param = next(runner.model.parameters(), None)
@@ -167,8 +169,7 @@ class AtomicCheckpointHook(CheckpointHook):
         if self.last_ckpt is None or osp.basename(self.last_ckpt) != filename:
             # stored in the checkpoint's message hub: the resumed run removes the file once a
             # regular checkpoint is written after it
-            runner.message_hub.update_info(PREEMPTION_CHECKPOINT,
-                                           osp.join(self.out_dir, filename))
+            runner.message_hub.update_info(PREEMPTION_CHECKPOINT, filename)
             self._rng_states = gather_rng_states()
             save = self._atomic_save if self._atomic() else \
                 (lambda runner, *args, **kwargs: runner.save_checkpoint(*args, **kwargs))
@@ -192,9 +193,7 @@ class AtomicCheckpointHook(CheckpointHook):
             f'Received {signal_name}: saved {self.last_ckpt} after iteration {step} ({where}); '
             f'stopping with exit status {EXIT_PREEMPTED} so that the job can be requeued. '
             'Resuming (resume=True / --resume) continues exactly from this checkpoint.')
-        self.preemption.restore()
-        if self.lock is not None:
-            self.lock.release()
+        self.release()
         raise SystemExit(EXIT_PREEMPTED)
 
     def _save_checkpoint(self, runner) -> None:
@@ -299,7 +298,8 @@ class AtomicCheckpointHook(CheckpointHook):
         write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
         preempted = runner.message_hub.get_info(PREEMPTION_CHECKPOINT)
         outdated = [osp.join(self.out_dir, self.filename_tmpl.format(old_step))
-                    for old_step in outdated] + ([preempted] if preempted else [])
+                    for old_step in outdated] + ([osp.join(self.out_dir, preempted)]
+                                                 if preempted else [])
         for path in outdated:
             if path != self.last_ckpt and osp.isfile(path):
                 os.remove(path)

@@ -144,12 +144,12 @@ def resume_mid_epoch(runner, rng_states=None, progress=None):
         loop._epoch += 1
         runner.logger.warning(f'Resuming in the middle of epoch {loop.epoch}: {plan}.')
         return None
-    if skip <= 0:
-        return 0
-    if not exact:
+    if not exact and plan:
         rng_states = None
         runner.logger.warning(f'Resuming in the middle of epoch {loop.epoch + 1}: {plan}.')
-    elif rng_states is not None and len(rng_states) != get_world_size():
+    if skip <= 0:
+        return 0
+    if exact and rng_states is not None and len(rng_states) != get_world_size():
         runner.logger.warning(
             f'The checkpoint holds the random generator states of {len(rng_states)} processes, '
             f'this run has {get_world_size()}: the data order is exact, the random draws of the '
