@@ -300,16 +300,16 @@ def config_payload(path, marker, key, state_dict=None):
 @pytest.mark.parametrize('key', CONFIG_KEYS)
 @pytest.mark.parametrize('inferencer', ['mmdet', 'mmseg'])
 def test_inferencers_never_execute_the_config_text_of_a_checkpoint(tmp_path, inferencer, key):
-    from conmim_mm.engine import StoredConfigTextError
     marker = tmp_path / 'CONFIG_RAN'
     path = config_payload(tmp_path / 'crafted.pth', marker, key)
     if inferencer == 'mmdet':
         from mmdet.apis import DetInferencer as Inferencer
     else:
         from mmseg.apis import MMSegInferencer as Inferencer
-    with pytest.raises((StoredConfigTextError, ValueError)) as err:
+    with pytest.raises(Exception) as err:
         Inferencer(model=None, weights=path, device='cpu')
     assert not marker.exists(), 'the config text stored in the checkpoint was executed'
+    from conmim_mm.engine import StoredConfigTextError
     if key == 'meta.config':  # dropped when loaded: mmengine finds no config at all
         assert 'Cannot find the config' in str(err.value)
     else:
