@@ -9,6 +9,11 @@ served over HTTP, or planted in the hub cache, runs code when it is loaded. Impo
 with ``weights_only=True`` and the package's allow-list (``checkpoint.py``). Whatever goes through
 ``CheckpointLoader`` is covered: the Runner's ``load_from`` and ``resume``, ``init_cfg`` of type
 ``Pretrained``, ``mmengine.runner.load_checkpoint`` in third-party code.
+
+A file that fails to load is told apart: one that asks for code is refused as not weights-only
+(naming the global or pickle instruction), one that is empty, truncated, damaged or no PyTorch
+checkpoint (an ``.npz``) is reported as such (:class:`UnreadableCheckpointError`), without the
+advice to trust it. Config text inside a loaded checkpoint is made inert (``stored_config.py``).
 """
 import io
 import os
@@ -96,7 +101,7 @@ def classify_unpickling_error(text: str):
 
 
 def refusal_message(source: str, error: Exception, cached_file: str = None) -> str:
-    kind, reason = classify_unpickling_error(str(error))
+    _, reason = classify_unpickling_error(str(error))
     message = (f'Refused to load the checkpoint {source}: it is not weights-only ({reason}), '
                f'and conmim_mm unpickles only {ALLOWED}, because unpickling anything else can '
                'run code from the file. ')
