@@ -210,8 +210,6 @@ class AtomicCheckpointHook(CheckpointHook):
             and self.file_client_args is None
 
     def before_train(self, runner) -> None:
-        if self.lock_work_dir:
-            self._lock(runner)
         loop = runner.train_loop
         custom_epoch_loop = isinstance(loop, EpochBasedTrainLoop) and not can_skip_batches(loop)
         if custom_epoch_loop and (not self.by_epoch or (plan_resume(
@@ -223,6 +221,8 @@ class AtomicCheckpointHook(CheckpointHook):
                 'batch. Save by epoch (default_hooks.checkpoint.by_epoch=True), use mmengine\'s '
                 "EpochBasedTrainLoop, or train with train_cfg=dict(type='IterBasedTrainLoop', "
                 'max_iters=...).')
+        if self.lock_work_dir:
+            self._lock(runner)
         if isinstance(loop, EpochBasedTrainLoop):
             resume_mid_epoch(runner, self._resumed_rng_states, self._resumed_progress)
         self._resumed_rng_states = self._resumed_progress = None
