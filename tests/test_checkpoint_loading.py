@@ -139,3 +139,79 @@ def test_train_load_from_is_strict(checkpoints, tmp_path, fashion_mnist):
     assert proc.returncode != 0
     assert 'does not fit the model' in proc.stderr and 'backbone.layers.2.' in proc.stderr
     assert not os.path.exists(os.path.join(str(tmp_path), 'epoch_1.pth'))
+
+
+# --------------------------------------------------------------------------- issue 17 §4
+# A damaged file is reported as damaged, a payload names the global it asked for; neither is
+# told to load with weights_only=False.
+class RunsShell:
+    def __reduce__(self):
+        return os.system, ('true', )
+
+
+def damaged_files(root):
+    whole = root / 'whole.pth'
+    torch.save({'state_dict': {'w': torch.zeros(64, 64)}}, str(whole))
+    data = whole.read_bytes()
+    files = {
+        'random bytes': np.random.default_rng(0).bytes(4096),
+        'truncated': data[:len(data) // 2],
+        'empty': b'',
+        'npz': None,
+    }
+    paths = {}
+    for name, content in files.items():
+        paths[name] = root / (name.replace(' ', '_') + '.pth')
+        if content is None:
+            np.savez(str(paths[name]), w=np.zeros(3))
+            os.replace(str(paths[name]) + '.npz', paths[name])
+        else:
+            paths[name].write_bytes(content)
+    return paths
+
+
+@pytest.mark.parametrize('kind,reason', [
+    ('random bytes', 'damaged or not a PyTorch checkpoint'),
+    ('truncated', 'it is truncated'),
+    ('empty', 'the file is empty'),
+    ('npz', 'NumPy .npz archive, not a PyTorch checkpoint'),
+])
+def test_damaged_files_are_reported_as_damaged(tmp_path, kind, reason):
+    from mmengine.runner import CheckpointLoader
+
+    from conmim_mm.engine import UnreadableCheckpointError
+    path = damaged_files(tmp_path)[kind]
+    with pytest.raises(UnreadableCheckpointError) as err:
+        CheckpointLoader.load_checkpoint(str(path))
+    message = str(err.value)
+    assert str(path) in message and reason in message, message
+    assert 'weights_only=False' not in message and 'not weights-only' not in message
+    # through a tool: one line, no traceback
+    spec = importlib.util.spec_from_file_location(
+        'extract_backbone', os.path.join(ROOT, 'tools/model_converters/extract_backbone.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit) as stop:
+        tool.main([str(path), str(tmp_path / 'out.pth')])
+    assert reason in str(stop.value.code)
+
+
+PROTOCOL_0_PAYLOAD = b"(i__builtin__\nopen\n(S'MARKER'\nS'w'\ntR."  # INST: calls open()
+
+
+@pytest.mark.parametrize('payload,reason', [
+    ('os.system', 'needs the global `posix.system`, that is `os.system`'),
+    ('protocol 0', 'uses the pickle instruction INST'),
+])
+def test_payloads_are_refused_naming_what_they_ask_for(tmp_path, payload, reason):
+    from mmengine.runner import CheckpointLoader
+
+    from conmim_mm.engine import UnsafeCheckpointError
+    path = tmp_path / 'payload.pth'
+    if payload == 'os.system':
+        torch.save({'state_dict': {}, 'meta': {'x': RunsShell()}}, str(path))
+    else:
+        path.write_bytes(PROTOCOL_0_PAYLOAD)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        CheckpointLoader.load_checkpoint(str(path))
+    assert reason in str(err.value) and 'not weights-only' in str(err.value), str(err.value)

@@ -272,3 +272,93 @@ def test_resume_never_executes_the_config_text_of_a_checkpoint(tmp_path, fashion
     assert not marker.exists(), 'the config text stored in the checkpoint was executed'
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'never executed' in proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- issue 17 §2
+# Config text stored in any of the three places mmengine and mmcv put it is never executed, on
+# any path: mmdet's and mmseg's inferencers without a config, Runner.from_cfg with resume=True
+# (mmpretrain's own tools/train.py and ours), FlexibleRunner.
+CONFIG_KEYS = ['meta.cfg', 'meta.config', 'message_hub.cfg']
+
+
+def config_payload(path, marker, key, state_dict=None):
+    """A weights-only checkpoint whose config text (under ``key``) would create ``marker``."""
+    from mmengine.logging import MessageHub
+    text = f"import os\nopen({str(marker)!r}, 'w').close()\nmodel = dict(type='ResNet')\n"
+    hub = MessageHub.get_instance(f'config_payload_{key}').state_dict()
+    meta = dict(epoch=0, iter=0)
+    if key == 'message_hub.cfg':
+        hub['runtime_info']['cfg'] = text
+        hub['resumed_keys']['cfg'] = True
+    else:
+        meta[key.split('.')[1]] = text
+    torch.save(dict(state_dict=state_dict or {}, meta=meta, message_hub=hub), str(path))
+    torch.load(str(path), weights_only=True)  # the file itself is harmless data
+    return str(path)
+
+
+@pytest.mark.parametrize('key', CONFIG_KEYS)
+@pytest.mark.parametrize('inferencer', ['mmdet', 'mmseg'])
+def test_inferencers_never_execute_the_config_text_of_a_checkpoint(tmp_path, inferencer, key):
+    marker = tmp_path / 'CONFIG_RAN'
+    path = config_payload(tmp_path / 'crafted.pth', marker, key)
+    if inferencer == 'mmdet':
+        from mmdet.apis import DetInferencer as Inferencer
+    else:
+        from mmseg.apis import MMSegInferencer as Inferencer
+    with pytest.raises(Exception) as err:
+        Inferencer(model=None, weights=path, device='cpu')
+    assert not marker.exists(), 'the config text stored in the checkpoint was executed'
+    from conmim_mm.engine import StoredConfigTextError
+    if key == 'meta.config':  # dropped when loaded: mmengine finds no config at all
+        assert 'Cannot find the config' in str(err.value)
+    else:
+        assert isinstance(err.value, StoredConfigTextError)
+        assert 'never executed' in str(err.value) and 'model=CONFIG' in str(err.value)
+
+
+def test_runners_resume_without_executing_the_config_text_of_a_checkpoint(tmp_path,
+                                                                          fashion_mnist):
+    """Runner.from_cfg(cfg) with resume=True, as mmpretrain's tools/train.py calls it, then
+    FlexibleRunner on the checkpoint it wrote: the payload in all three places at once each
+    time; both resume, and the text is never written back into their checkpoints."""
+    from mmengine.config import Config, DictAction
+    from mmengine.registry import RUNNERS, DefaultScope
+    from mmengine.runner import Runner
+    from mmpretrain.registry import MODELS
+
+    from tests.test_reliability_resume import train
+    parser = __import__('argparse').ArgumentParser()
+    parser.add_argument('--o', nargs='+', action=DictAction)
+    cfg = Config.fromfile(os.path.join(ROOT, CLS_CONFIG))
+    cfg.merge_from_dict(parser.parse_args(['--o', *SMALL_CLS]).o)
+    cfg.model.backbone.init_cfg = None
+    cfg.update(val_cfg=None, val_dataloader=None, val_evaluator=None, resume=True)
+    marker = tmp_path / 'CONFIG_RAN'
+    path = str(tmp_path / 'crafted.pth')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        state_dict = MODELS.build(cfg.model).state_dict()
+    config_payload(path, marker, 'message_hub.cfg', state_dict)
+    work_dir = tmp_path / 'work'
+    for epochs, runner_type in ((1, 'Runner'), (2, 'FlexibleRunner')):
+        checkpoint = torch.load(path)
+        text = f"import os\nopen({str(marker)!r}, 'w').close()\n"
+        checkpoint['meta'].update(cfg=text, config=text)
+        checkpoint['message_hub']['runtime_info']['cfg'] = text
+        checkpoint['message_hub']['resumed_keys']['cfg'] = True
+        torch.save(checkpoint, path)
+        run_cfg = cfg.copy()
+        run_cfg.update(work_dir=str(work_dir), load_from=path,
+                       experiment_name=f'config_payload_{runner_type}')
+        run_cfg.train_cfg.max_epochs = epochs
+        if runner_type == 'FlexibleRunner':
+            run_cfg.runner_type = 'FlexibleRunner'
+            run_cfg.pop('model_wrapper_cfg', None)
+            train(run_cfg, build=RUNNERS.build)
+        else:
+            train(run_cfg, build=Runner.from_cfg)
+        assert not marker.exists(), f'{runner_type} executed the config text of a checkpoint'
+        path = str(work_dir / f'epoch_{epochs}.pth')
+        saved = torch.load(path)  # weights-only: plain data
+        for stored in (saved['meta']['cfg'], saved['message_hub']['runtime_info']['cfg']):
+            assert f"work_dir = '{work_dir}'" in stored  # the run's own config

@@ -1,4 +1,5 @@
 """End-to-end runs of the tiny Fashion-MNIST config through the real mmengine Runner."""
+import argparse
 import glob
 import json
 import os
@@ -119,15 +120,39 @@ def test_resume_with_views_built_on_the_device_continues_exactly(tmp_path, fashi
         assert got[step] == pytest.approx(expected[step], abs=1e-5), step
 
 
-def test_two_process_distributed_run(tmp_path, fashion_mnist):
-    proc = train(tmp_path, 'train_cfg.max_epochs=2', 'param_scheduler.1.end=2',
-                 'train_dataloader.dataset.indices=64', nproc=2)
+def train_in_process(work_dir, *extra, hooks=()):
+    """The same run as ``train(work_dir, *extra)``, through ``Runner.from_cfg`` in this process
+    (no interpreter start-up); returns the runner after training."""
+    from mmengine.config import Config, DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--options', nargs='+', action=DictAction)
+    cfg = Config.fromfile(os.path.join(ROOT, CONFIG))
+    cfg.merge_from_dict(parser.parse_args(['--options', *SMALL, *extra]).options)
+    cfg.custom_hooks = [*cfg.custom_hooks, *hooks]
+    cfg.work_dir, cfg.experiment_name = str(work_dir), f'in_process_{os.path.basename(work_dir)}'
+    from tests.test_reliability_resume import train as train_runner
+    return train_runner(cfg)
+
+
+def test_two_process_run_resumes_a_one_process_epoch_checkpoint(tmp_path, fashion_mnist):
+    """A job restarted on more GPUs (issue 17 §1): epoch 1 on one process (4 iterations of 16),
+    epoch 2 resumed with tools/dist_train.sh on two, where an epoch is 2 iterations; the
+    checkpoint used to look 2 batches into epoch 2, which was then skipped whole."""
+    from tests.helpers.crash_hook import SimulatedCrash
+    options = ['train_cfg.max_epochs=2', 'param_scheduler.1.end=2',
+               'train_dataloader.dataset.indices=64']
+    with pytest.raises(SimulatedCrash):
+        train_in_process(tmp_path, *options, hooks=[dict(type='CrashAfterEpochHook', epoch=1)])
+    proc = train(tmp_path, *options, nproc=2, args=['--resume'])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert os.path.exists(os.path.join(str(tmp_path), 'epoch_2.pth'))
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log and 'MMDistributedDataParallel' in log
     # 64 images over 2 processes at 16 per process: 2 iterations per epoch, not 4
-    assert 'Epoch(train) [2][2/2]' in log
+    assert 'Epoch(train) [2][2/2]' in log and 'skipping' not in log
+    a, b = (torch.load(os.path.join(str(tmp_path), f'epoch_{e}.pth'))['state_dict']
+            for e in (1, 2))
+    assert not torch.equal(a['backbone.layers.0.ffn.layers.1.weight'],
+                           b['backbone.layers.0.ffn.layers.1.weight'])
 
 
 def _config_with_hooks(tmp_path, name, hooks):

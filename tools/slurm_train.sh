@@ -2,6 +2,11 @@
 # Training on a Slurm cluster, one task per GPU:
 #   GPUS=32 bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py args...]
 # GPUS (total), GPUS_PER_NODE (default 8), CPUS_PER_TASK (default 10), SRUN_ARGS are read.
+# Preemption: on SIGTERM or SIGUSR1 the run finishes its iteration, saves an exact checkpoint and
+# exits with status 75; inside a batch job this script then requeues the job, which resumes
+# (resume=True in the pretraining configs, else pass --resume). Ask Slurm for a warning before
+# the time limit, e.g. from an sbatch script submitted with --requeue:
+#   SRUN_ARGS="--signal=USR1@120" bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG --resume
 set -euo pipefail
 PARTITION=$1
 JOB_NAME=$2
@@ -21,4 +26,10 @@ PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE" \
     --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK" \
     --kill-on-bad-exit=1 $SRUN_ARGS \
-    "$PYTHON" -u "$ROOT/tools/train.py" "$CONFIG" --launcher slurm "${@:4}"
+    "$PYTHON" -u "$ROOT/tools/train.py" "$CONFIG" --launcher slurm "${@:4}" || status=$?
+status=${status:-0}
+if [[ $status -eq 75 && -n "${SLURM_JOB_ID:-}" ]]; then
+    echo "Preempted: checkpoint saved; requeueing Slurm job $SLURM_JOB_ID." >&2
+    scontrol requeue "$SLURM_JOB_ID" || echo "scontrol requeue failed (a cancelled job?)" >&2
+fi
+exit "$status"

@@ -20,7 +20,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 from conmim_mm.datasets import DatasetNotFoundError, check_dataset_paths  # noqa: E402
-from conmim_mm.engine import UnsafeCheckpointError  # noqa: E402
+from conmim_mm.engine import CheckpointLoadError  # noqa: E402
 from conmim_mm.engine.runner_loading import (  # noqa: E402
     CheckpointMismatchError, guard_checkpoint_loading)
 
@@ -81,7 +81,7 @@ def main(argv=None):
     guard_checkpoint_loading(runner, strict=not args.non_strict)
     try:
         return runner.test()
-    except (CheckpointMismatchError, UnsafeCheckpointError) as err:
+    except (CheckpointMismatchError, CheckpointLoadError) as err:
         sys.exit(f'error: {err}')
 
 

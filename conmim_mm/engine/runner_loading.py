@@ -1,19 +1,16 @@
-"""How the tools' Runner loads ``load_from`` and ``resume`` checkpoints: strictly, and
-without executing text from them.
+"""How the tools' Runner loads ``load_from`` and ``resume`` checkpoints: strictly.
 
 * ``Runner.load_or_resume`` calls ``Runner.load_checkpoint(filename)`` with mmengine's default
   ``strict=False``: a checkpoint that does not fit the model (a backbone-only extract, a raw
   pretraining checkpoint, another depth) only logs the missing keys, and evaluation then runs on
   random weights. Here the load is strict, and mmengine's error becomes one that lists what did
   not fit and what to do.
-* ``Runner.resume`` passes ``meta['config']`` of the checkpoint (a key of mmcv 1.x checkpoints;
-  mmengine writes ``meta['cfg']``) to ``Config.fromstring``, which executes it: a weights-only
-  checkpoint would run code on ``--resume``. That text is dropped before ``resume`` sees it; it
-  was only read for mmcv 1.x's ``gpu_ids`` check.
+
+Config text stored in a checkpoint is never executed on any path (every Runner, every
+inferencer): the package's checkpoint loaders make it inert (``stored_config.py``).
 """
 import re
 
-from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 SHOWN = 8  # keys listed per kind
@@ -56,8 +53,7 @@ def mismatch_message(filename: str, error_text: str) -> str:
 
 
 def guard_checkpoint_loading(runner: Runner, strict: bool = True) -> Runner:
-    """Make ``runner``'s ``load_from``/``resume`` loads strict (unless ``strict=False``) and
-    keep ``resume`` from executing the config text stored in a checkpoint."""
+    """Make ``runner``'s ``load_from``/``resume`` loads strict (unless ``strict=False``)."""
     load_checkpoint = runner.load_checkpoint
 
     def guarded_load_checkpoint(filename, map_location='cpu', strict=strict, **kwargs):
@@ -68,11 +64,6 @@ def guard_checkpoint_loading(runner: Runner, strict: bool = True) -> Runner:
             if 'do not match exactly' not in str(err):
                 raise
             raise CheckpointMismatchError(mismatch_message(filename, str(err))) from None
-        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-        if isinstance(meta, dict) and 'config' in meta:
-            meta.pop('config')
-            print_log(f'Ignored the config text stored in {filename} (meta.config): text from '
-                      'a checkpoint is never executed.', logger='current', level=30)
         return checkpoint
 
     runner.load_checkpoint = guarded_load_checkpoint

@@ -126,3 +126,17 @@ class CrashAfterIterHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         if runner.iter + 1 == self.iteration:
             raise SimulatedCrash(f'simulated crash after iteration {self.iteration}')
+
+
+@HOOKS.register_module()
+class SignalDuringIterHook(Hook):
+    """Send ``signal`` to this process during iteration ``iteration`` (1-based), as Slurm does
+    on preemption or ``--signal=USR1@120``."""
+    priority = 'VERY_HIGH'  # before CheckpointHook: the signal lands before the iteration ends
+
+    def __init__(self, iteration: int, signal: str = 'SIGTERM') -> None:
+        self.iteration, self.signal = iteration, signal
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if runner.iter + 1 == self.iteration:
+            os.kill(os.getpid(), getattr(signal, self.signal))

@@ -190,12 +190,12 @@ def main(argv=None):
     queries = None
     if args.queries:
         queries = [tuple(int(v) for v in q.split(',')) for q in args.queries]
-    from conmim_mm.engine import UnsafeCheckpointError
+    from conmim_mm.engine import CheckpointLoadError
     try:
         visualize(args.image, args.checkpoint, args.out, config=args.config,
                   img_size=args.img_size, queries=queries, features=args.features,
                   encoder=args.encoder, seed=args.seed, cfg_options=args.cfg_options)
-    except UnsafeCheckpointError as err:
+    except CheckpointLoadError as err:
         sys.exit(f'error: {err}')
     print(f'wrote {args.out}')
 

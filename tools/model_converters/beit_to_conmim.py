@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.runner import CheckpointLoader  # noqa: E402
 
-from conmim_mm.engine import UnsafeCheckpointError  # noqa: E402  (weights-only loaders)
+from conmim_mm.engine import CheckpointLoadError  # noqa: E402  (weights-only loaders)
 
 RULES = [  # (pattern, replacement) applied to keys without the container prefix
     (r'^cls_token$', 'backbone.cls_token'),
@@ -95,7 +95,7 @@ def main(argv=None):
     # argparse Namespace the official files hold ('args') is on the package's allow-list.
     try:
         ckpt = CheckpointLoader.load_checkpoint(args.src, map_location='cpu', logger='silent')
-    except UnsafeCheckpointError as err:
+    except CheckpointLoadError as err:
         sys.exit(f'error: {err}')
     try:
         out = convert(ckpt)

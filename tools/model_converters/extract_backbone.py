@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmengine.runner import CheckpointLoader  # noqa: E402
 
-from conmim_mm.engine import UnsafeCheckpointError  # noqa: E402  (weights-only loaders)
+from conmim_mm.engine import CheckpointLoadError  # noqa: E402  (weights-only loaders)
 
 PREFIXES = {'teacher': 'teacher.module.backbone.', 'student': 'backbone.'}
 
@@ -52,7 +52,7 @@ def main(argv=None):
         sys.exit(f'error: {args.src} does not exist')
     try:  # local files and URLs, weights-only (see conmim_mm/engine/checkpoint_loaders.py)
         ckpt = CheckpointLoader.load_checkpoint(args.src, map_location='cpu', logger='silent')
-    except UnsafeCheckpointError as err:
+    except CheckpointLoadError as err:
         sys.exit(f'error: {err}')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
