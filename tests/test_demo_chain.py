@@ -15,7 +15,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = '.venv/bin/python'
 # size only: the pretraining keeps its 3 epochs (the README names epoch_3.pth)
 SHRINK_PRETRAIN = ['train_dataloader.dataset.indices=128', 'train_dataloader.num_workers=0',
-                   'default_hooks.logger.interval=1']
+                   'default_hooks.logger.interval=1',
+                   'custom_hooks.1.bank_dataloader.dataset.indices=100',
+                   'custom_hooks.1.val_dataloader.dataset.indices=50']
 SHRINK_FINETUNE = ['train_dataloader.dataset.indices=256', 'train_dataloader.num_workers=0',
                    'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
                    'val_dataloader.dataset.indices=500', 'test_dataloader.dataset.indices=500',
@@ -60,10 +62,16 @@ def checkout(tmp_path, fashion_mnist):
 
 
 def test_readme_names_the_demo_commands():
-    extract, finetune = readme_demo_commands()
+    plot, extract, finetune_random, finetune = readme_demo_commands()
+    assert plot[1] == 'tools/analysis/plot_curves.py'
     assert extract[1] == 'tools/model_converters/extract_backbone.py'
-    assert finetune[1] == 'tools/train.py' and finetune[-2] == '--cfg-options'
-    # the teacher the first command writes is the checkpoint the second one loads
+    for cmd in (finetune_random, finetune):
+        assert cmd[1:3] == ['tools/train.py', 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py']
+        assert cmd[-2] == '--cfg-options'
+    # the paired run differs only in its weights (and where it writes)
+    assert finetune_random[-1] == 'model.backbone.init_cfg=None'
+    assert finetune_random[3:5] == ['--work-dir', finetune[4] + '_random']
+    # the teacher the extraction writes is the checkpoint the fine-tuning loads
     assert finetune[-1] == f'model.backbone.init_cfg.checkpoint={extract[3]}'
 
 
@@ -71,15 +79,23 @@ def test_demo_pretraining_teacher_fine_tunes_and_evaluates(checkout):
     pretrain = demo_sh_command()
     assert pretrain[:3] == [PYTHON, 'tools/train.py',
                             'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py']
-    run(checkout, pretrain, ['--cfg-options', *SHRINK_PRETRAIN])
-    extract, finetune = readme_demo_commands()
+    out = run(checkout, pretrain, ['--cfg-options', *SHRINK_PRETRAIN])
+    assert len(re.findall(r'kNN \(k=20, teacher', out)) == 4  # before training + 3 epochs
+    plot, extract, finetune_random, finetune = readme_demo_commands()
     assert os.path.exists(checkout / extract[2]), 'the demo does not end where the README says'
+    run(checkout, plot)
+    assert os.path.getsize(checkout / plot[plot.index('--out') + 1]) > 10000
     run(checkout, extract)
-    out = run(checkout, finetune, SHRINK_FINETUNE)  # appended to the README's --cfg-options
-    assert 'missing keys' not in out and 'unexpected keys' not in out
-    assert 'Loaded' in out and 'teacher.pth' in out  # the strict loader took the teacher
-    accuracy = re.findall(r'accuracy/top1: ([\d.]+)', out)
-    assert accuracy, out[-3000:]
-    top1 = float(accuracy[-1])
-    print(f'demo chain (shrunk): test top-1 {top1:.2f}')
-    assert 0 <= top1 <= 100
+    top1 = {}
+    for name, cmd in (('random', finetune_random), ('teacher', finetune)):
+        out = run(checkout, cmd, SHRINK_FINETUNE)  # appended to the README's --cfg-options
+        assert 'missing keys' not in out and 'unexpected keys' not in out
+        if name == 'teacher':
+            assert 'Loaded' in out and 'teacher.pth' in out  # the strict loader took it
+        else:
+            assert 'teacher.pth' not in out
+        accuracy = re.findall(r'accuracy/top1: ([\d.]+)', out)
+        assert accuracy, out[-3000:]
+        top1[name] = float(accuracy[-1])
+        assert 0 <= top1[name] <= 100
+    print(f'demo chain (shrunk): test top-1 {top1}')
