@@ -78,7 +78,7 @@ def test_readme_names_the_demo_commands():
 def test_demo_pretraining_teacher_fine_tunes_and_evaluates(checkout):
     pretrain = demo_sh_command()
     assert pretrain[:3] == [PYTHON, 'tools/train.py',
-                            'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py']
+                            'configs/pretrain/conmim_vit-t-p4_fashion-mnist_demo.py']
     out = run(checkout, pretrain, ['--cfg-options', *SHRINK_PRETRAIN])
     assert len(re.findall(r'kNN \(k=20, teacher', out)) == 4  # before training + 3 epochs
     plot, extract, finetune_random, finetune = readme_demo_commands()

@@ -6,4 +6,4 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$ROOT/tools/setup_env.sh"
 cd "$ROOT"
 .venv/bin/python tools/data/prepare_fashion_mnist.py --out data/fashion_mnist
-exec .venv/bin/python tools/train.py configs/pretrain/conmim_vit-t-p4_fashion-mnist.py "$@"
+exec .venv/bin/python tools/train.py configs/pretrain/conmim_vit-t-p4_fashion-mnist_demo.py "$@"

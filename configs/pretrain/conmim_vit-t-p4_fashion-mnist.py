@@ -60,16 +60,6 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=max_epochs)
 
-# The teacher's kNN top-1 after every epoch (and before the first), on 2,000 images of the
-# validation split with the first 5,000 training images as the bank: the curve of the README
-# (tools/analysis/plot_curves.py), about 40 s per evaluation on 2 cores.
-custom_hooks = [
-    dict(type='EpochSeedHook'),
-    dict(_base_.knn_monitor, encoder='teacher', before_train=True,
-         bank_dataloader=dict(_base_.knn_monitor.bank_dataloader,
-                              dataset=dict(_base_.knn_monitor.bank_dataloader.dataset,
-                                           indices=5000))),
-]
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(max_keep_ckpts=2))
 log_processor = dict(window_size=10)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
