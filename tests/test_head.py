@@ -136,7 +136,8 @@ def test_excluded_negatives_leave_the_softmax():
     and the positive itself can never be excluded."""
     torch.manual_seed(1)
     B, L, C = 2, 9, 5
-    pred, target = torch.randn(B, L, C, dtype=torch.float64), torch.randn(B, L, C, dtype=torch.float64)
+    pred = torch.randn(B, L, C, dtype=torch.float64)
+    target = torch.randn(B, L, C, dtype=torch.float64)
     mask = torch.zeros(B, L, dtype=torch.bool)
     mask[0, 2] = mask[1, 4] = True
     excluded = torch.zeros(B, L, L, dtype=torch.bool)
