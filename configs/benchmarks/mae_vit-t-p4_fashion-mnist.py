@@ -8,9 +8,8 @@
 _base_ = [
     '../_base_/models/vit-t-p4.py',
     '../_base_/datasets/fashion_mnist.py',
-    'mmpretrain::_base_/default_runtime.py',
+    '../_base_/fashion_mnist_baseline_runtime.py',  # schedule, hooks, runtime
 ]
-custom_imports = dict(imports=['conmim_mm'], allow_failed_imports=False)
 
 data_preprocessor = dict(type='SelfSupDataPreprocessor')
 train_pipeline = [
@@ -49,19 +48,4 @@ optim_wrapper = dict(
         'ln': dict(decay_mult=0.0), 'bias': dict(decay_mult=0.0),
         'pos_embed': dict(decay_mult=0.), 'mask_token': dict(decay_mult=0.),
         'cls_token': dict(decay_mult=0.)}))
-max_epochs = 2
-iters_per_epoch = 782
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=300),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=300,
-         end=iters_per_epoch * max_epochs),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-default_hooks = dict(
-    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
-    logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1))
-log_processor = dict(window_size=50)
 custom_hooks = [dict(_base_.knn_monitor, encoder='student')]
-randomness = dict(seed=0, diff_rank_seed=True)
-env_cfg = dict(dist_cfg=dict(backend='gloo'))
