@@ -157,9 +157,9 @@ class Recorder:
         bench.record_read(args, stage, run, dict(split='train'))
         bench.record_read(args, stage, run, dict(split=query_split))
         self.frozen.append(dict(arm=arm, split=query_split, stage=stage, seed=seed))
-        options = next((r['options'] for r in self.runs
-                        if checkpoint and r['work_dir'] == os.path.dirname(checkpoint)), {})
-        knn = 50 + 1000 * float(options.get('model.base_momentum', 0))
+        cfg = next((r['cfg'] for r in self.runs
+                    if checkpoint and r['work_dir'] == os.path.dirname(checkpoint)), None)
+        knn = 50 + 1000 * float(cfg.model.get('base_momentum', 0) if cfg else 0)
         return dict(knn_mean=knn, linear_mean=knn + 1, knn_cls=knn, linear_cls=knn)
 
     def __call__(self, args, config, work_dir, options=()):
@@ -239,9 +239,10 @@ def test_sweep_selects_on_the_validation_split_and_the_final_runs_use_it(
                          '--results-json', str(tmp_path / 'r.json')])
     pre = [r for r in recorder.runs if r['arm']]
     ft = [r for r in recorder.runs if not r['arm']]
-    # iters: 3 arms x 2 seeds; compute: MAE and SimMIM get more epochs (ConMIM's and the
+    # iters: 3 arms x seed 1 (the sweep trained the chosen points of seed 0 at this budget:
+    # reused); compute: MAE and SimMIM get more epochs, seeds 0 and 1 (ConMIM's and the
     # random arm's runs are the same and not redone)
-    assert len(pre) == 6 + 4 and len(ft) == 4 * 2 + 2 * 2
+    assert len(pre) == 3 + 4 and len(ft) == 4 * 2 + 2 * 2
     for run in pre:
         if run['arm'] == 'conmim':
             assert run['options']['model.base_momentum'] == axis['chosen']
@@ -275,6 +276,32 @@ def test_sweep_selects_on_the_validation_split_and_the_final_runs_use_it(
     assert page.startswith('# Results\n<!-- results:begin -->\n') and page.endswith('tail\n')
     assert 'old' not in page and '±' in page and 'model.base_momentum' in page
     assert 'Sweeps on the validation split' in page
+
+
+def test_sweep_trains_the_configs_own_point_once(tmp_path, fashion_mnist, monkeypatch):
+    """Coordinate search over two axes whose grids both hold the config's value: the point
+    where every value is the config's is one run, not one per axis (and a value written
+    another way, 1e-3 for 0.001, is the same point)."""
+    recorder = Recorder()
+    monkeypatch.setattr(bench, 'run_train', recorder)
+    monkeypatch.setattr(bench, 'frozen_scores', recorder.frozen_scores)
+    bench.main(['--work-dir', str(tmp_path / 'bench'), '--data-root', fashion_mnist, *TINY,
+                '--arms', 'conmim', '--stages', 'sweep', '--sweep',
+                'conmim:optim_wrapper.optimizer.lr=5e-4,1e-3',
+                'conmim:model.base_momentum=0.004,0.01',
+                'conmim:model.neck.hid_channels=512,256'])
+    points = [{k: v for k, v in r['options'].items()
+               if k in ('optim_wrapper.optimizer.lr', 'model.base_momentum',
+                        'model.neck.hid_channels')} for r in recorder.runs]
+    # lr 5e-4 (chosen: the first of a tie), the config, then momentum 0.004 and width 256
+    # each at lr 5e-4; the runs are given only what they change
+    lr, momentum, width = ('optim_wrapper.optimizer.lr', 'model.base_momentum',
+                           'model.neck.hid_channels')
+    assert points == [{lr: '5e-4', width: '64'}, {width: '64'},  # TINY's --proj-hid 64
+                      {lr: '5e-4', momentum: '0.004', width: '64'}, {lr: '5e-4', width: '256'}]
+    selection = json.load(open(tmp_path / 'bench' / 'selection.json'))
+    assert [axis['knn'] for axis in selection['grid']] == [[60.0, 60.0], [54.0, 60.0],
+                                                           [60.0, 60.0]]
 
 
 @pytest.mark.parametrize('arm', ['conmim', 'simmim'])

@@ -511,11 +511,46 @@ def point_tag(overrides):
     return ','.join(f'{k}={v}' for k, v in sorted(overrides.items())) or 'config'
 
 
+def config_value(config, key):
+    """The value at the dotted ``key`` of a committed config (KeyError when it has none)."""
+    value = committed_config(config).to_dict()
+    for part in key.split('.'):
+        if isinstance(value, (list, tuple)) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            raise KeyError(part)
+    return value
+
+
+def changed(config, overrides):
+    """The overrides that change the committed config: a grid value equal to the config's
+    is the config's own point, so coordinate search does not train it once per axis."""
+    from mmengine.config import DictAction
+    out = {}
+    for key, value in overrides.items():
+        try:
+            same = DictAction._parse_iterable(value) == config_value(config, key)
+        except KeyError:
+            same = False
+        if not same:
+            out[key] = value
+    return out
+
+
 def budget_signature(args):
     keys = ('pretrain_epochs', 'pretrain_images', 'finetune_epochs', 'finetune_images',
             'val_images', 'val_eval_images', 'bank_images', 'depth', 'proj_hid',
             'monitor_images', 'batch_size', 'device', 'pretrain_options', 'conmim_options')
     return {key: getattr(args, key) for key in keys}
+
+
+def sweep_point_tag(args, arm, overrides, seed):
+    """The key of a pretraining point in sweep.json: arm, what it changes in the committed
+    config, budget and seed (runs at another budget, data or architecture are other points)."""
+    budget = f'{short_hash(json.dumps(budget_signature(args)))}:seed{seed}'
+    return f'pretrain:{arm}:{point_tag(changed(CONFIGS[arm], overrides))}:{budget}'
 
 
 def check_sweep_keys(args):
@@ -525,19 +560,14 @@ def check_sweep_keys(args):
         configs = [CONFIGS[axis['arms'][0]]] if axis['kind'] == 'pretrain' else \
             sorted({CONFIGS[FINETUNE_CONFIG[arm]] for arm in axis['arms'] if arm in args.arms})
         for config in configs:
-            value = committed_config(config).to_dict()
-            for part in axis['key'].split('.'):
-                if isinstance(value, (list, tuple)) and part.isdigit() \
-                        and int(part) < len(value):
-                    value = value[int(part)]
-                elif isinstance(value, dict) and part in value:
-                    value = value[part]
-                else:
-                    raise SystemExit(
-                        f'--sweep {axis["key"]}: {osp.relpath(config, ROOT)} has no such value '
-                        f'(no {part!r}); name a key of the config, e.g. '
-                        'optim_wrapper.optimizer.lr or train_dataloader.dataset.pipeline.<i>.'
-                        'mask_ratio.')
+            try:
+                config_value(config, axis['key'])
+            except KeyError as missing:
+                raise SystemExit(
+                    f'--sweep {axis["key"]}: {osp.relpath(config, ROOT)} has no such value '
+                    f'(no {missing}); name a key of the config, e.g. '
+                    'optim_wrapper.optimizer.lr or train_dataloader.dataset.pipeline.<i>.'
+                    'mask_ratio.') from None
 
 
 def stage_sweep(args):
@@ -554,7 +584,8 @@ def stage_sweep(args):
     budget = f'{short_hash(json.dumps(budget_signature(args)))}:seed{seed}'
 
     def pretrain_point(arm, overrides):
-        tag = f'pretrain:{arm}:{point_tag(overrides)}:{budget}'
+        overrides = changed(CONFIGS[arm], overrides)
+        tag = sweep_point_tag(args, arm, overrides, seed)
         work_dir = osp.join(args.work_dir, 'sweep', f'pretrain_{arm}_{short_hash(tag)}')
         if tag in done:
             return done[tag]
@@ -589,9 +620,11 @@ def stage_sweep(args):
         for axis in [a for a in args.sweep_axes if a['kind'] == 'finetune' and arm in a['arms']]:
             accs = []
             for value in axis['values']:
-                overrides = dict(chosen, **{axis['key']: value})
-                tag = f'finetune:{arm}:{point_tag(overrides)}:' \
-                      f'{point_tag(selection["pretrain"].get(arm, {}))}:{budget}'
+                overrides = changed(CONFIGS[FINETUNE_CONFIG[arm]],
+                                    dict(chosen, **{axis['key']: value}))
+                pretrained = changed(CONFIGS[arm], selection['pretrain'][arm]) \
+                    if selection['pretrain'].get(arm) else {}
+                tag = f'finetune:{arm}:{point_tag(overrides)}:{point_tag(pretrained)}:{budget}'
                 if tag not in done:
                     work_dir = osp.join(args.work_dir, 'sweep',
                                         f'finetune_{arm}_{short_hash(tag)}')
@@ -648,8 +681,17 @@ def final_pretrain(args, budget, seed, arm, selection):
     budget = run_budget(args, budget, arm)
     options = pretrain_options(args, arm, pretrain_epochs(args, budget, arm), seed,
                                selection['pretrain'].get(arm))
-    return pretrain(args, arm, osp.join(final_dir(args, budget, seed), f'pretrain_{arm}'),
-                    options, 'pretrain')
+    work_dir = osp.join(final_dir(args, budget, seed), f'pretrain_{arm}')
+    if budget == 'iters' and not args.force and not osp.lexists(work_dir):
+        # the sweep's run of the chosen point at this budget and seed is this run: the final
+        # run directory links to it (its logs, monitor and checkpoint)
+        tag = sweep_point_tag(args, arm, selection['pretrain'].get(arm, {}), seed)
+        point = load_json(osp.join(args.work_dir, 'sweep', 'sweep.json'), {}).get(tag)
+        if point and osp.exists(point['checkpoint']):
+            os.makedirs(final_dir(args, budget, seed), exist_ok=True)
+            os.symlink(osp.relpath(point['run'], final_dir(args, budget, seed)), work_dir)
+            print(f'[pretrain] {arm} seed {seed}: the sweep trained this run ({point["run"]})')
+    return pretrain(args, arm, work_dir, options, 'pretrain')
 
 
 def final_budgets(args):
