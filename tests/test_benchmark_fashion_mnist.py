@@ -264,6 +264,10 @@ def test_sweep_selects_on_the_validation_split_and_the_final_runs_use_it(
     for arm, row in results['arms'].items():
         assert set(row) == {'knn_top1', 'linear_top1', 'finetune_top1'}
         assert all(len(values) == 2 for values in row.values()), arm
+    gains = results['finetune_gain_over_random']['iters']
+    assert set(gains) == {'conmim', 'mae', 'simmim'}
+    assert gains['conmim'] == [a - r for a, r in zip(results['arms']['conmim']['finetune_top1'],
+                                                     results['arms']['random']['finetune_top1'])]
     assert results['budget']['compute']['mae']['epochs'] == 3
     assert results['budget']['iters']['conmim']['epochs'] == 1
     assert set(results['budgets']) == {'iters', 'compute'}
@@ -275,7 +279,7 @@ def test_sweep_selects_on_the_validation_split_and_the_final_runs_use_it(
     page = md.read_text()
     assert page.startswith('# Results\n<!-- results:begin -->\n') and page.endswith('tail\n')
     assert 'old' not in page and '±' in page and 'model.base_momentum' in page
-    assert 'Sweeps on the validation split' in page
+    assert 'Sweeps on the validation split' in page and 'paired by seed' in page
 
 
 def test_sweep_trains_the_configs_own_point_once(tmp_path, fashion_mnist, monkeypatch):

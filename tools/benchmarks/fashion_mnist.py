@@ -825,6 +825,15 @@ def collect_arms(args, budget):
     return arms
 
 
+def paired_gains(arms, metric='finetune_top1'):
+    """{arm: [per seed: arm - random]} for the pretrained arms: the random arm of the same
+    seed shares the fine-tuning recipe, its seed and its data order."""
+    random = arms.get('random', {}).get(metric, [])
+    return {arm: [a - r for a, r in zip(row[metric], random)]
+            for arm, row in arms.items() if arm != 'random' and row[metric] and random
+            and len(row[metric]) == len(random)}
+
+
 def epoch_ranking(args, budget):
     """Per arm, the mean monitor kNN per pretraining epoch, and the first epoch from which
     the ranking of the arms no longer changes."""
@@ -867,6 +876,7 @@ def stage_report(args):
                            for arm in PRETRAINED if arm in args.arms}
     results = dict(arms=budgets[primary], budget=budget, selection=selection,
                    budgets=budgets, seeds=args.seeds, epochs=epochs,
+                   finetune_gain_over_random={b: paired_gains(a) for b, a in budgets.items()},
                    splits=dict(train=train_images(args), val=args.val_images, test=TEST_IMAGES),
                    timings=timings, curves=loss_curves(args),
                    args={k: v for k, v in vars(args).items() if k != 'sweep_axes'})
@@ -905,6 +915,11 @@ def report_markdown(args, budgets, selection, epochs, budget):
             ep = '-' if arm == 'random' else budget.get(name, {}).get(arm, {}).get('epochs', '-')
             lines.append(f'| {LABELS[arm]} | {ep} | '
                          + ' | '.join(fmt(row[m]) for m, _ in METRICS) + ' |')
+        gains = paired_gains(arms)
+        if gains:
+            lines += ['', 'Fine-tune top-1 minus random init, paired by seed (same recipe, seed '
+                      'and data order): ' + '; '.join(f'{LABELS[arm]} {fmt(g)}'
+                                                      for arm, g in gains.items()) + '.']
         lines.append('')
     if selection.get('grid'):
         lines += ['**Sweeps on the validation split** (one axis at a time, in order; seed '
