@@ -1,4 +1,5 @@
 """The scripts the README and tools/demo.sh call exist in the repository and run."""
+import glob
 import os
 import re
 import subprocess
@@ -23,7 +24,9 @@ def test_scripts_named_by_demo_and_readme_are_tracked():
     tools/data/)."""
     tracked = _tracked_files()
     named = set()
-    for doc in ('tools/demo.sh', 'README.md', 'docs/results.md', 'docs/benchmarks.md'):
+    docs = ['tools/demo.sh', 'README.md'] + sorted(
+        os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, 'docs', '*.md')))
+    for doc in docs:
         with open(os.path.join(ROOT, doc)) as f:
             named |= set(re.findall(r'\btools/[\w/.-]+\.(?:py|sh)\b', f.read()))
     assert named, 'no tools/ script found in the docs'
