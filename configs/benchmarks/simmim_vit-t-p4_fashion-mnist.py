@@ -2,9 +2,9 @@
 # baseline next to MAE, to tell a gap that is ConMIM's from one that is MIM's at this scale.
 # mmpretrain's SimMIM parts (the SimMIM algorithm, SimMIMLinearDecoder: a 1x1 conv to 4x4x3
 # pixels per token and a pixel shuffle, SimMIMHead: L1 on the pixels of the masked patches,
-# SimMIMMaskGenerator) on the ConMIM arm's encoder: the BEiT-style ViT of
-# _base_/models/vit-t-p4.py (`conmim_vit`: ViT-Tiny width, 6 layers, 4-px patches, layer scale 0.1, one
-# shared relative position table, a mask token), the ViT setting of the SimMIM paper. The
+# SimMIMMaskGenerator) on the ConMIM arm's encoder: `conmim_vit` of _base_/models/vit-t-p4.py
+# (the BEiT-style ViT at ViT-Tiny width, 6 layers, 4-px patches, layer scale 0.1, one shared
+# relative position table, a mask token), the ViT setting of the SimMIM paper. The
 # encoder's patch tokens go to the decoder as a 7x7 map (out_type='featmap', final norm on).
 # Masking: SimMIM's ratio 0.6 on 4-px mask patches (one 28-px image holds 7x7 patches; SimMIM's
 # 32-px mask patches at 192 px are 1/6 of the side, which is no grid here), random, no blocks.

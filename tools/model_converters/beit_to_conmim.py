@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from conmim_mm.engine import CheckpointLoadError  # noqa: E402  (weights-only loaders)
-from conmim_mm.models.utils.pretrained import NoStateDictError, read_state_dict  # noqa: E402
+from conmim_mm.models.utils.pretrained import read_state_dict  # noqa: E402
 
 RULES = [  # (pattern, replacement) applied to keys without the container prefix
     (r'^cls_token$', 'backbone.cls_token'),
@@ -89,12 +89,8 @@ def main(argv=None):
     # Weights-only, local files and URLs (conmim_mm/engine/checkpoint_loaders.py); the
     # argparse Namespace the official files hold ('args') is on the package's allow-list.
     try:
-        state, _ = read_state_dict(args.src, logger='silent')
-    except (FileNotFoundError, CheckpointLoadError, NoStateDictError) as err:
-        sys.exit(f'error: {err}')
-    try:
-        out = convert(state)
-    except ValueError as err:
+        out = convert(read_state_dict(args.src, logger='silent')[0])
+    except (FileNotFoundError, CheckpointLoadError, ValueError) as err:  # NoStateDictError too
         sys.exit(f'error: {err}')
     torch.save({'state_dict': out, 'meta': dict(source=osp.abspath(args.src))}, args.dst)
     parts = sorted({k.split('.')[0] for k in out})

@@ -13,14 +13,8 @@ model = dict(
     # affine), no biases, applied to every token. The pretraining runtime's `sync_bn` makes it
     # SyncBN when distributed.
     neck=dict(
-        type='NonLinearNeck',
-        hid_channels=4096,
-        out_channels=256,
-        num_layers=3,
-        with_bias=False,
-        with_last_bn=True,
-        with_last_bn_affine=False,
-        with_avg_pool=False,
+        type='NonLinearNeck', hid_channels=4096, out_channels=256, num_layers=3,
+        with_bias=False, with_last_bn=True, with_last_bn_affine=False, with_avg_pool=False,
         norm_cfg=dict(type='BN1d'),
         init_cfg=[
             dict(type='TruncNormal', layer='Linear', std=0.02, a=-0.02, b=0.02),
