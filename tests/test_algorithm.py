@@ -130,28 +130,28 @@ def test_train_step_and_extract_feat(max_iters):
     views, samples = batch()
     data = model.data_preprocessor(dict(inputs=views, data_samples=samples), True)
     losses = model(**data, mode='loss')
-    assert set(losses) >= {'loss', 'acc_patch', 'teacher_momentum'}
+    assert set(losses) >= {'loss', 'acc_patch', 'ema_momentum'}
     feats = model(views[0], mode='tensor')
     assert feats[0].shape == (4, 17, 32)
 
 
-def test_teacher_ema_class_is_a_config_choice(max_iters):
-    """``teacher_ema=dict(type='CosineEMA')`` (stock) and FusedCosineEMA with the stock buffer
-    rule (copied from the student): same state-dict keys, same teacher after the same steps."""
-    from mmpretrain.models.utils import CosineEMA
-    from conmim_mm.models import FusedCosineEMA
-    torch.manual_seed(0)
-    fused = build_conmim(teacher_ema=dict(type='FusedCosineEMA'))
-    stock = build_conmim(teacher_ema=dict(type='CosineEMA'))
-    assert type(fused.teacher) is FusedCosineEMA and type(stock.teacher) is CosineEMA
-    assert fused.state_dict().keys() == stock.state_dict().keys()
-    stock.load_state_dict(fused.state_dict())
+def test_logged_momentum_is_the_students_weight_as_in_the_config(max_iters):
+    """One convention for `momentum`: the student's weight (base_momentum=0.004 is a teacher
+    coefficient of 0.996), in the config and in the log (`ema_momentum`)."""
+    model = build_conmim(base_momentum=0.004)
     views, samples = batch()
-    for model in (fused, stock):
-        for _ in range(2):
-            model.loss(views, samples)
-    for (name, a), b in zip(fused.teacher.state_dict().items(), stock.teacher.state_dict().values()):
-        torch.testing.assert_close(a, b, msg=name)
+    model.loss(views, samples)  # step 0 copies the student: weight 1
+    losses = model.loss(views, samples)
+    assert 'teacher_momentum' not in losses
+    assert losses['ema_momentum'].item() == pytest.approx(model.teacher.momentum_at(1))
+    assert losses['ema_momentum'].item() == pytest.approx(0.004, rel=1e-3)
+
+
+def test_removed_teacher_ema_argument_says_what_to_do():
+    with pytest.raises(TypeError, match='no longer takes `teacher_ema`.*replace `model.teacher`'):
+        build_conmim(teacher_ema=dict(type='CosineEMA'))
+    with pytest.raises(TypeError, match=r"unexpected arguments \['base_momentun'\]"):
+        build_conmim(base_momentun=0.01)
 
 
 def test_teacher_keeps_its_own_batchnorm_statistics(max_iters):

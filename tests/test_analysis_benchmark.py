@@ -83,6 +83,32 @@ def test_stock_side_is_conmim_built_from_stock_parts():
     assert stock.state_dict().keys() == ours.state_dict().keys()
 
 
+def test_stock_teacher_matches_the_fused_one_with_the_stock_buffer_rule(max_iters):
+    """``stock_teacher`` puts mmpretrain's CosineEMA in place of the FusedCosineEMA teacher:
+    same state-dict keys, and the same teacher after the same steps as FusedCosineEMA with
+    mmengine's buffer rule (BatchNorm statistics copied from the student)."""
+    from mmpretrain.models.utils import CosineEMA
+    from mmpretrain.structures import DataSample
+
+    from .helpers.tiny_models import build_conmim
+    torch.manual_seed(0)
+    fused = build_conmim()
+    fused.teacher.keep_buffers = False
+    stock = bench.stock_teacher(build_conmim())
+    assert type(stock.teacher) is CosineEMA
+    assert fused.state_dict().keys() == stock.state_dict().keys()
+    stock.load_state_dict(fused.state_dict())
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(2, 3, 32, 32, generator=g) for _ in range(2)]
+    samples = [DataSample().set_mask(torch.arange(16).view(4, 4) % 3 == 0) for _ in range(2)]
+    for model in (fused, stock):
+        for _ in range(2):
+            model.loss(views, samples)
+    for (name, a), b in zip(fused.teacher.state_dict().items(),
+                            stock.teacher.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
 def test_size_table_is_conmim_vits_arch_zoo():
     from conmim_mm.models import ConMIMViT
     for arch in bench.ARCHS:

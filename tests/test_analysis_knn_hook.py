@@ -21,12 +21,21 @@ def test_knn_votes_by_cosine_neighbours():
     query_y = torch.arange(4).repeat_interleave(10)
     query = centres[query_y] + torch.randn(40, 16, generator=g)
     assert knn_top1(bank, bank_y, query, query_y, k=20) == 100.0
-    assert knn_top1(bank, bank_y, query, query_y, k=5, temperature=0) == 100.0
+    assert knn_top1(bank, bank_y, query, query_y, k=5, vote_temperature=0) == 100.0
     # scale does not matter (cosine), labels do
     assert knn_top1(bank * 7, bank_y, query, query_y, k=20) == 100.0
     assert knn_top1(bank, (bank_y + 1) % 4, query, query_y, k=20) == 0.0
     # k larger than the bank is clipped
     assert knn_top1(bank[:3], bank_y[:3], query[:1], query_y[:1], k=20) >= 0
+
+
+def test_the_vote_temperature_has_its_own_name():
+    """`temperature` is ConMIMHead's InfoNCE temperature; the kNN vote's is `vote_temperature`,
+    and the hook's old argument name says so."""
+    loaders = dict(bank_dataloader={}, val_dataloader={})
+    assert KNNMonitorHook(**loaders, vote_temperature=0.1).vote_temperature == 0.1
+    with pytest.raises(TypeError, match='`temperature` is now `vote_temperature`'):
+        KNNMonitorHook(**loaders, temperature=0.1)
 
 
 def test_pool_tokens():

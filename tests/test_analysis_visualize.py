@@ -1,5 +1,5 @@
 """tools/analysis/visualize.py on a real photo with a freshly initialised checkpoint, and the
-ConMIMViT methods it draws from (attention weights equal to what the fused forward applies)."""
+attention maps it draws (attention weights equal to what ConMIMViT's fused forward applies)."""
 import os
 import sys
 
@@ -70,7 +70,7 @@ def test_strict_loading_stops_on_a_checkpoint_of_another_model(checkpoint, tmp_p
         visualize.load_model(CONFIG, checkpoint)  # 2-layer checkpoint, 6-layer config
 
 
-# --------------------------------------------------------------------------- ConMIMViT methods
+# --------------------------------------------------------------------------- attention maps
 def tiny_backbone(**kwargs):
     from mmpretrain.registry import MODELS
     torch.manual_seed(0)
@@ -91,6 +91,7 @@ def tiny_backbone(**kwargs):
 def test_attention_weights_give_the_sdpa_forward(tables):
     """proj(attention_weights @ v) is what SDPABEiTAttention.forward returns, with the bias
     passed in (shared table) or built from the layer's own table."""
+    import visualize
     kwargs = (dict(use_rel_pos_bias=False, use_shared_rel_pos_bias=True) if tables == 'shared'
               else dict(use_rel_pos_bias=True, use_shared_rel_pos_bias=False))
     backbone = tiny_backbone(**kwargs)
@@ -104,7 +105,7 @@ def test_attention_weights_give_the_sdpa_forward(tables):
                                       (7, 7))
     with torch.no_grad():
         expected = attn(x, bias)
-        weights = attn.attention_weights(x, bias)
+        weights = visualize.attention_weights(attn, x, bias)
         _, _, v = attn.query_key_value(x)
         got = attn.proj((weights @ v).transpose(1, 2).reshape(2, 50, 32))
     assert weights.shape == (2, 2, 50, 50)
@@ -113,6 +114,7 @@ def test_attention_weights_give_the_sdpa_forward(tables):
 
 
 def test_forward_with_attention_is_forward_plus_each_layers_weights():
+    import visualize
     backbone = tiny_backbone(use_rel_pos_bias=True, use_shared_rel_pos_bias=False)
     x = torch.randn(2, 3, 28, 28)
     inputs = []
@@ -123,7 +125,7 @@ def test_forward_with_attention_is_forward_plus_each_layers_weights():
         expected = backbone(x)
     for handle in handles:
         handle.remove()
-    outs, weights = backbone.forward_with_attention(x)
+    outs, weights = visualize.forward_with_attention(backbone, x)
     assert len(weights) == len(backbone.layers) == len(inputs)
     for out, want in zip(outs, expected):
         torch.testing.assert_close(out, want, rtol=0, atol=0)
@@ -132,7 +134,6 @@ def test_forward_with_attention_is_forward_plus_each_layers_weights():
         torch.testing.assert_close(attn.proj((w @ v).transpose(1, 2).reshape(h.shape)), out,
                                    rtol=1e-5, atol=1e-6)
     cls = weights[-1][0, :, 0, 1:].mean(0)
-    import visualize
     tokens, drawn = visualize.tokens_and_cls_attention(backbone, x[:1])
     torch.testing.assert_close(drawn, cls)  # what the picture shows: the last layer's [CLS] row
     torch.testing.assert_close(tokens, outs[-1][0])

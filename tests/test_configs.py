@@ -187,6 +187,29 @@ def test_demo_pretraining_and_fine_tuning_share_one_architecture():
         assert backbone.arch == pretrain.arch and backbone.patch_size == pretrain.patch_size, path
 
 
+@pytest.mark.parametrize('paths,size', [
+    (('pretrain/conmim_vit-b.py', 'cls/conmim_vit-b_ft_in1k.py',
+      'seg/conmim_vit-b_upernet_ade20k.py'), None),
+    (('pretrain/conmim_vit-t-p4_fashion-mnist.py', 'cls/conmim_vit-t-p4_ft_fashion-mnist.py',
+      'benchmarks/simmim_vit-t-p4_fashion-mnist.py'), None),
+    (('pretrain/conmim_vit-l.py', 'cls/conmim_vit-l_ft_in1k.py',
+      'det/conmim_vit-l_mask-rcnn_coco.py'), 'vit_l_p16'),
+    (('pretrain/conmim_vit-s.py', 'seg/conmim_vit-s_upernet_ade20k.py'), 'vit_s_p16'),
+])
+def test_one_architecture_dict_per_size(paths, size):
+    """Pretraining and transfer take the ViT of one size from one dict (`conmim_vit` of
+    vit-b-p16.py / vit-t-p4.py, with the `vit_l_p16` / `vit_s_p16` changes on top), which each
+    config then gives its pretraining or downstream settings."""
+    arch_keys = ('type', 'arch', 'patch_size', 'layer_scale_init_value', 'use_abs_pos_emb')
+    archs = []
+    for path in paths:
+        cfg = Config.fromfile(os.path.join(ROOT, 'configs', path))
+        vit = dict(cfg.conmim_vit, **(cfg[size] if size else {}))
+        assert all(cfg.model.backbone[k] == vit[k] for k in arch_keys), path
+        archs.append({k: vit[k] for k in arch_keys})
+    assert all(arch == archs[0] for arch in archs), archs
+
+
 @pytest.mark.parametrize('path,scale', [
     ('configs/pretrain/conmim_vit-b.py', 0.1), ('configs/pretrain/conmim_vit-l.py', 1e-5),
     ('configs/pretrain/conmim_vit-t-p4_fashion-mnist.py', 0.1)])

@@ -101,6 +101,18 @@ def test_arguments_are_checked_against_the_grid_at_build_time(kwargs, input_size
         ConMIMMaskGenerator(patch_size=4, strategy='block', input_size=input_size, **kwargs)
 
 
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(min_num_patches=0), 'min_num_patches must be at least 1'),
+    (dict(min_num_patches=4, max_num_patches=3), 'max_num_patches=3 is below'),
+    (dict(min_aspect=0), r'min_aspect must lie in \(0, 1\]'),
+])
+def test_block_generator_checks_its_own_arguments(kwargs, message):
+    """One layer: BlockMaskGenerator checks every argument it takes (ConMIMMaskGenerator runs
+    the grid-free part of those checks when it is built, before any image)."""
+    with pytest.raises(ValueError, match=message):
+        BlockMaskGenerator((7, 7), 20, **kwargs)
+
+
 def test_grid_checked_at_first_image_without_input_size():
     gen = ConMIMMaskGenerator(patch_size=4, strategy='block', mask_ratio=0.2, min_num_patches=16)
     with pytest.raises(ValueError, match='min_num_patches=16 is more than the 10 patches'):

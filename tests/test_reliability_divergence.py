@@ -252,3 +252,15 @@ def test_seg_and_det_configs_build_the_hooks_in_their_scope(config, scope):
     assert type(checkpoint).__name__ == 'AtomicCheckpointHook'
     assert checkpoint.max_keep_ckpts == 2
     assert isinstance(guard, DivergenceGuardHook)
+
+
+def test_one_hook_registry():
+    """The package's hooks live in mmpretrain's HOOKS (as other OpenMMLab plugins' do), not in
+    mmengine's root registry; conmim_mm.seg / conmim_mm.det add them to mmseg's and mmdet's."""
+    from mmengine.registry import HOOKS as ROOT_HOOKS
+    from mmpretrain.registry import HOOKS
+
+    from conmim_mm.engine.hooks import RUNTIME_HOOKS
+    for hook in RUNTIME_HOOKS:
+        assert HOOKS.module_dict[hook.__name__] is hook
+        assert hook.__name__ not in ROOT_HOOKS.module_dict

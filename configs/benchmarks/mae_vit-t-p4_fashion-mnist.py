@@ -12,28 +12,18 @@ _base_ = [
 ]
 
 data_preprocessor = dict(type='SelfSupDataPreprocessor')
-train_pipeline = [
-    *_base_.grey_to_rgb,
-    dict(type='RandomResizedCrop', scale=_base_.img_size, crop_ratio_range=(0.2, 1.0),
-         interpolation='bicubic', backend='pillow'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackInputs'),
-]
-train_dataloader = dict(
-    batch_size=64, num_workers=1, persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(_base_.train_set, pipeline=train_pipeline))
+train_pipeline = [*_base_.pretrain_crop, dict(type='PackInputs')]
+train_dataloader = dict(_base_.pretrain_loader,
+                        dataset=dict(_base_.train_set, pipeline=train_pipeline))
 
-embed_dims = _base_.vit_t_p4_arch.embed_dims
 patch_size = _base_.vit_t_p4_patch_size
 model = dict(
     type='MAE',
     backbone=dict(type='MAEViT', arch=_base_.vit_t_p4_arch, img_size=_base_.img_size,
                   patch_size=patch_size, mask_ratio=0.75),
     neck=dict(type='MAEPretrainDecoder', num_patches=(_base_.img_size // patch_size)**2,
-              patch_size=patch_size, in_chans=3, embed_dim=embed_dims, decoder_embed_dim=128,
-              decoder_depth=2, decoder_num_heads=4, mlp_ratio=4.),
+              patch_size=patch_size, in_chans=3, embed_dim=_base_.embed_dims,
+              decoder_embed_dim=128, decoder_depth=2, decoder_num_heads=4, mlp_ratio=4.),
     head=dict(type='MAEPretrainHead', norm_pix=True, patch_size=patch_size,
               loss=dict(type='PixelReconstructionLoss', criterion='L2')),
     init_cfg=[

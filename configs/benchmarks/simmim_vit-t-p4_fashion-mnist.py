@@ -2,9 +2,9 @@
 # baseline next to MAE, to tell a gap that is ConMIM's from one that is MIM's at this scale.
 # mmpretrain's SimMIM parts (the SimMIM algorithm, SimMIMLinearDecoder: a 1x1 conv to 4x4x3
 # pixels per token and a pixel shuffle, SimMIMHead: L1 on the pixels of the masked patches,
-# SimMIMMaskGenerator) on the ConMIM arm's encoder: the BEiT-style ViT of
-# _base_/models/conmim_vit-t-p4.py (ViT-Tiny width, 6 layers, 4-px patches, layer scale 0.1, one
-# shared relative position table, a mask token), the ViT setting of the SimMIM paper. The
+# SimMIMMaskGenerator) on the ConMIM arm's encoder: `conmim_vit` of _base_/models/vit-t-p4.py
+# (the BEiT-style ViT at ViT-Tiny width, 6 layers, 4-px patches, layer scale 0.1, one shared
+# relative position table, a mask token), the ViT setting of the SimMIM paper. The
 # encoder's patch tokens go to the decoder as a 7x7 map (out_type='featmap', final norm on).
 # Masking: SimMIM's ratio 0.6 on 4-px mask patches (one 28-px image holds 7x7 patches; SimMIM's
 # 32-px mask patches at 192 px are 1/6 of the side, which is no grid here), random, no blocks.
@@ -22,36 +22,19 @@ _base_ = [
 patch_size = _base_.vit_t_p4_patch_size
 data_preprocessor = dict(type='SelfSupDataPreprocessor')
 train_pipeline = [
-    *_base_.grey_to_rgb,
-    dict(type='RandomResizedCrop', scale=_base_.img_size, crop_ratio_range=(0.2, 1.0),
-         interpolation='bicubic', backend='pillow'),
-    dict(type='RandomFlip', prob=0.5),
+    *_base_.pretrain_crop,
     dict(type='SimMIMMaskGenerator', input_size=_base_.img_size, mask_patch_size=patch_size,
          model_patch_size=patch_size, mask_ratio=0.6),
     dict(type='PackInputs'),
 ]
-train_dataloader = dict(
-    batch_size=64, num_workers=1, persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(_base_.train_set, pipeline=train_pipeline))
+train_dataloader = dict(_base_.pretrain_loader,
+                        dataset=dict(_base_.train_set, pipeline=train_pipeline))
 
-embed_dims = _base_.vit_t_p4_arch.embed_dims
 model = dict(
     type='SimMIM',
-    backbone=dict(
-        type='ConMIMViT',
-        arch=_base_.vit_t_p4_arch,
-        img_size=_base_.img_size,
-        patch_size=patch_size,
-        out_type='featmap',
-        final_norm=True,
-        drop_path_rate=0.,
-        layer_scale_init_value=0.1,
-        use_abs_pos_emb=False,
-        use_rel_pos_bias=False,
-        use_shared_rel_pos_bias=True),
-    neck=dict(type='SimMIMLinearDecoder', in_channels=embed_dims, encoder_stride=patch_size),
+    backbone=dict(_base_.conmim_vit, out_type='featmap', final_norm=True, drop_path_rate=0.),
+    neck=dict(type='SimMIMLinearDecoder', in_channels=_base_.embed_dims,
+              encoder_stride=patch_size),
     head=dict(type='SimMIMHead', patch_size=patch_size,
               loss=dict(type='PixelReconstructionLoss', criterion='L1', channel=3)))
 

@@ -6,11 +6,11 @@
 #
 #   python tools/train.py configs/cls/conmim_vit-l_ft_in1k-384px.py --cfg-options \
 #       model.backbone.init_cfg.checkpoint=FT224.pth model.head.init_cfg.checkpoint=FT224.pth
-_base_ = ['./conmim_vit-b_ft_in1k-384px.py']
+_base_ = ['./conmim_vit-b_ft_in1k-384px.py', '../_base_/models/vit-l-p16.py']
 
 model = dict(
-    backbone=dict(arch='large', drop_path_rate=0.2, layer_scale_init_value=1e-5),
-    head=dict(in_channels=1024))
+    backbone=dict(_base_.vit_l_p16, drop_path_rate=0.2),
+    head=dict(in_channels=_base_.vit_l_p16_embed_dims))
 optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.75))
 max_epochs = 5
 warmup_epochs = 1

@@ -5,11 +5,11 @@
 # RandAugment, random erasing 0.25, mixup 0.8 / cutmix 1.0, label smoothing 0.1 - the ViT-B
 # config's augmentation, which is MAE's too. Layer scale 1e-5 as in the ViT-L pretraining.
 # Paper: 84.6 (400 ep) / 85.2 (800 ep) / 85.5 (1600 ep).
-_base_ = ['./conmim_vit-b_ft_in1k.py']
+_base_ = ['./conmim_vit-b_ft_in1k.py', '../_base_/models/vit-l-p16.py']
 
 model = dict(
-    backbone=dict(arch='large', drop_path_rate=0.2, layer_scale_init_value=1e-5),
-    head=dict(in_channels=1024))
+    backbone=dict(_base_.vit_l_p16, drop_path_rate=0.2),
+    head=dict(in_channels=_base_.vit_l_p16_embed_dims))
 optim_wrapper = dict(optimizer=dict(lr=4e-3), paramwise_cfg=dict(layer_decay_rate=0.75))
 max_epochs = 50
 warmup_epochs = 5

@@ -5,6 +5,6 @@
 #
 #   python tools/train.py configs/cls/conmim_vit-s_ft_in1k-384px.py --cfg-options \
 #       model.backbone.init_cfg.checkpoint=FT224.pth model.head.init_cfg.checkpoint=FT224.pth
-_base_ = ['./conmim_vit-b_ft_in1k-384px.py']
+_base_ = ['./conmim_vit-b_ft_in1k-384px.py', '../_base_/models/vit-s-p16.py']
 
-model = dict(backbone=dict(arch='small'), head=dict(in_channels=384))
+model = dict(backbone=_base_.vit_s_p16, head=dict(in_channels=_base_.vit_s_p16_embed_dims))

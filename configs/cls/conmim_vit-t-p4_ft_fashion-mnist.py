@@ -46,21 +46,14 @@ test_evaluator = val_evaluator
 model = dict(
     type='ImageClassifier',
     backbone=dict(
-        type='ConMIMViT',
-        arch=_base_.vit_t_p4_arch,
-        img_size=_base_.img_size,
-        patch_size=_base_.vit_t_p4_patch_size,
+        _base_.conmim_vit,  # the ViT the demo pretrains, its shared table kept
         with_mask_token=False,
         out_type='avg_featmap',
         final_norm=False,
-        layer_scale_init_value=0.1,
-        use_abs_pos_emb=False,
-        use_rel_pos_bias=False,
-        use_shared_rel_pos_bias=True,
         drop_path_rate=0.1,
         init_cfg=dict(type='Pretrained', checkpoint='', prefix='backbone.')),
     neck=None,
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=_base_.vit_t_p4_arch.embed_dims,
+    head=dict(type='LinearClsHead', num_classes=10, in_channels=_base_.embed_dims,
               loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
               init_cfg=dict(type='TruncNormal', layer='Linear', std=2e-5)))
 

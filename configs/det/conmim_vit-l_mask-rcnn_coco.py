@@ -2,14 +2,11 @@
 # conmim_vit-b_mask-rcnn_coco.py with this width, features of blocks 8/12/16/24 and layer
 # decay 0.85 for twice the depth (this package's choice; ConMIM published no ViT-L COCO recipe).
 # BEiT-style protocol, not the paper's (MIMDet): see conmim_vit-b_mask-rcnn_coco.py.
-_base_ = ['./conmim_vit-b_mask-rcnn_coco.py']
+_base_ = ['./conmim_vit-b_mask-rcnn_coco.py', '../_base_/models/vit-l-p16.py']
 
-embed_dims = 1024
+embed_dims = _base_.vit_l_p16_embed_dims
 model = dict(
-    backbone=dict(arch='large', out_indices=(7, 11, 15, 23), layer_scale_init_value=1e-5),
-    neck=[
-        dict(type='ViTFeaturePyramid', in_channels=embed_dims, rescales=(4, 2, 1, 0.5),
-             norm_cfg=dict(type='SyncBN', requires_grad=True)),
-        dict(type='FPN', in_channels=[embed_dims] * 4, out_channels=256, num_outs=5),
-    ])
+    backbone=dict(_base_.vit_l_p16, out_indices=(7, 11, 15, 23)),
+    neck=[dict(_base_.model.neck[0], in_channels=embed_dims),  # the ViT-B pyramid and FPN
+          dict(_base_.model.neck[1], in_channels=[embed_dims] * 4)])
 optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.85))

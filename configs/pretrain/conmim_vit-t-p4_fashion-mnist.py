@@ -9,39 +9,29 @@
 _base_ = [
     '../_base_/models/conmim_vit-t-p4.py',
     '../_base_/datasets/fashion_mnist.py',
+    '../_base_/datasets/teacher_view_cpu.py',
     '../_base_/schedules/conmim_pretrain_adamw.py',
     '../_base_/pretrain_runtime.py',
 ]
 
 data_preprocessor = dict(type='SelfSupDataPreprocessor')
 
-# The ImageNet strong view (BYOL colour jitter, grey, blur, solarize); saturation and hue jitter
-# do nothing to grey images, so they are off (mmcv 2.1's hue shift also breaks under numpy 2).
+# The ImageNet teacher view (teacher_view_cpu.py) without saturation and hue jitter, which do
+# nothing to grey images (mmcv 2.1's hue shift also breaks under numpy 2).
 strong_view = [
-    dict(type='RandomApply',
-         transforms=[dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0., hue=0.)],
-         prob=0.8),
-    dict(type='RandomGrayscale', prob=0.2, keep_channels=True, channel_weights=(0.114, 0.587, 0.2989)),
-    dict(type='GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf', prob=0.1),
-    dict(type='Solarize', thr=128, prob=0.2),
+    dict(_base_.strong_view[0],
+         transforms=[dict(_base_.strong_view[0].transforms[0], saturation=0., hue=0.)]),
+    *_base_.strong_view[1:],
 ]
 train_pipeline = [
-    *_base_.grey_to_rgb,
-    dict(type='RandomResizedCrop', scale=_base_.img_size, crop_ratio_range=(0.2, 1.0),
-         interpolation='bicubic', backend='pillow'),
-    dict(type='RandomFlip', prob=0.5),
+    *_base_.pretrain_crop,
     dict(type='MultiView', num_views=[1, 1], transforms=[[], strong_view]),  # [student, teacher]
     dict(type='ConMIMMaskGenerator', patch_size=_base_.vit_t_p4_patch_size, strategy='block',
          mask_ratio=0.4, min_num_patches=4, input_size=_base_.img_size),
     dict(type='PackInputs'),
 ]
-train_dataloader = dict(
-    batch_size=64,
-    num_workers=1,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(_base_.train_set, indices=12800, pipeline=train_pipeline))
+train_dataloader = dict(_base_.pretrain_loader,
+                        dataset=dict(_base_.train_set, indices=12800, pipeline=train_pipeline))
 
 optim_wrapper = dict(  # the ImageNet optimiser in fp32 (no AMP on the CPU), lr 1e-3
     _delete_=True,

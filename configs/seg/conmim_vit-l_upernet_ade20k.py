@@ -5,12 +5,12 @@
 # twice the depth of ViT-B) are this package's choice and should be tuned before a benchmark
 # run.
 # Activation checkpointing keeps 24 blocks at 512x512 within a 32 GB GPU at batch 2.
-_base_ = ['./conmim_vit-b_upernet_ade20k.py']
+_base_ = ['./conmim_vit-b_upernet_ade20k.py', '../_base_/models/vit-l-p16.py']
 
-embed_dims = 1024
+embed_dims = _base_.vit_l_p16_embed_dims
 model = dict(
-    backbone=dict(arch='large', out_indices=(7, 11, 15, 23), drop_path_rate=0.2,
-                  layer_scale_init_value=1e-5, use_checkpoint=True),
+    backbone=dict(_base_.vit_l_p16, out_indices=(7, 11, 15, 23), drop_path_rate=0.2,
+                  use_checkpoint=True),
     neck=dict(embed_dim=embed_dims),
     decode_head=dict(in_channels=[embed_dims] * 4, channels=embed_dims),
     auxiliary_head=dict(in_channels=embed_dims))

@@ -29,8 +29,11 @@ class BlockMaskGenerator:
     Draws come from numpy's global random state, like the rest of the data pipeline, which
     mmengine seeds per dataloader worker and ``EpochSeedHook`` re-seeds per epoch.
 
+    All its arguments are checked here, and nowhere else: the grid-free ones by
+    ``check_arguments``, the others against the grid at construction.
+
     Raises:
-        ValueError: at construction, when the arguments do not fit the grid.
+        ValueError: at construction, when the arguments are invalid or do not fit the grid.
     """
     max_tries = 10
     max_draws = 10000  # redraws of an empty mask; at least 1 in 4225 draws fits (see _check)
@@ -41,12 +44,27 @@ class BlockMaskGenerator:
                  min_num_patches: int = 4,
                  max_num_patches: Optional[int] = None,
                  min_aspect: float = 0.3) -> None:
+        self.check_arguments(min_num_patches, max_num_patches, min_aspect)
         self.height, self.width = grid
         self.num_masking_patches = num_masking_patches
         self.min_num_patches = min_num_patches
         self.max_num_patches = num_masking_patches if max_num_patches is None else max_num_patches
         self.log_aspect_range = (math.log(min_aspect), -math.log(min_aspect))
         self._check(min_aspect)
+
+    @staticmethod
+    def check_arguments(min_num_patches: int, max_num_patches: Optional[int],
+                        min_aspect: float) -> None:
+        """The checks that need no grid (``ConMIMMaskGenerator`` runs them when it is built,
+        before it knows the image size)."""
+        if min_num_patches < 1:
+            raise ValueError(f'min_num_patches must be at least 1, got {min_num_patches}.')
+        if max_num_patches is not None and max_num_patches < min_num_patches:
+            raise ValueError(f'max_num_patches={max_num_patches} is below '
+                             f'min_num_patches={min_num_patches}.')
+        if not 0 < min_aspect <= 1:
+            raise ValueError(f'min_aspect must lie in (0, 1] (blocks have aspect ratios '
+                             f'from min_aspect to 1/min_aspect), got {min_aspect}.')
 
     def _check(self, min_aspect: float) -> None:
         h, w, n = self.height, self.width, self.num_masking_patches
@@ -61,9 +79,6 @@ class BlockMaskGenerator:
         if self.min_num_patches > n:
             raise ValueError(f'min_num_patches={self.min_num_patches} is more than the {n} '
                              f'patches to mask {where}: lower min_num_patches or raise mask_ratio.')
-        if self.max_num_patches < self.min_num_patches:
-            raise ValueError(f'max_num_patches={self.max_num_patches} is below '
-                             f'min_num_patches={self.min_num_patches}.')
         if self._first_block_fit_share() == 0:
             raise ValueError(
                 f'No block of {self.min_num_patches} to {min(n, self.max_num_patches)} patches '

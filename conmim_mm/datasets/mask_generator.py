@@ -59,15 +59,8 @@ class ConMIMMaskGenerator(BaseTransform):
             raise ValueError(f"strategy must be 'block' or 'random', got {strategy!r}.")
         if not 0 < mask_ratio < 1:
             raise ValueError(f'mask_ratio must lie in (0, 1), got {mask_ratio}.')
-        if strategy == 'block':
-            if min_num_patches < 1:
-                raise ValueError(f'min_num_patches must be at least 1, got {min_num_patches}.')
-            if max_num_patches is not None and max_num_patches < min_num_patches:
-                raise ValueError(f'max_num_patches={max_num_patches} is below '
-                                 f'min_num_patches={min_num_patches}.')
-            if not 0 < min_aspect <= 1:
-                raise ValueError(f'min_aspect must lie in (0, 1] (blocks have aspect ratios '
-                                 f'from min_aspect to 1/min_aspect), got {min_aspect}.')
+        if strategy == 'block':  # the block generator's own checks, before any image
+            BlockMaskGenerator.check_arguments(min_num_patches, max_num_patches, min_aspect)
         if strategy == 'random' and mask_unit_size % patch_size:
             raise ValueError(f'mask_unit_size ({mask_unit_size}) must be a multiple of '
                              f'patch_size ({patch_size}).')

@@ -62,12 +62,13 @@ def extract_features(encode: Callable[[torch.Tensor], torch.Tensor], dataloader,
 
 @torch.no_grad()
 def knn_top1(bank_feats: torch.Tensor, bank_labels: torch.Tensor, query_feats: torch.Tensor,
-             query_labels: torch.Tensor, k: int = 20, temperature: float = 0.07,
+             query_labels: torch.Tensor, k: int = 20, vote_temperature: float = 0.07,
              num_classes: Optional[int] = None, chunk: int = 1024) -> float:
     """Top-1 accuracy (%) of a weighted kNN vote with cosine similarity.
 
     Each query takes its ``k`` most similar bank features; neighbour j votes for its label
-    with weight ``exp(cos_j / temperature)`` (``temperature <= 0``: one vote each).
+    with weight ``exp(cos_j / vote_temperature)`` (``vote_temperature <= 0``: one vote each;
+    ``temperature`` names the InfoNCE temperature of ``ConMIMHead`` only).
     """
     if len(bank_feats) == 0 or len(query_feats) == 0:
         raise ValueError('kNN needs a non-empty bank and query set.')
@@ -78,7 +79,8 @@ def knn_top1(bank_feats: torch.Tensor, bank_labels: torch.Tensor, query_feats: t
     for start in range(0, len(query_feats), chunk):
         query = F.normalize(query_feats[start:start + chunk].float(), dim=1)
         sim, idx = (query @ bank.T).topk(k, dim=1)
-        weight = (sim / temperature).exp() if temperature > 0 else torch.ones_like(sim)
+        weight = (sim / vote_temperature).exp() if vote_temperature > 0 \
+            else torch.ones_like(sim)
         votes = torch.zeros(len(query), num_classes).scatter_add_(1, bank_labels[idx], weight)
         correct += (votes.argmax(dim=1) == query_labels[start:start + chunk]).sum().item()
     return 100.0 * correct / len(query_feats)

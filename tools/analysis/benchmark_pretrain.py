@@ -7,7 +7,7 @@ then backward, AdamW and the EMA update. What differs is only the implementation
 
 * ``ours``: ``ConMIM`` + ``ConMIMViT`` (SDPA attention) + ``FusedCosineEMA`` from ``conmim_mm``;
 * ``stock``: the same ``ConMIM`` class built from stock mmpretrain parts: ``BEiTPretrainViT``
-  (explicit softmax attention) and ``CosineEMA`` (``teacher_ema=dict(type='CosineEMA')``), with
+  (explicit softmax attention) and ``CosineEMA`` (``stock_teacher``), with
   torch's default AdamW; projector and loss are shared, so the maths is the same by
   construction.
 
@@ -168,19 +168,29 @@ def build_ours(args):
     return model
 
 
+def stock_teacher(model):
+    """mmpretrain's ``CosineEMA`` (per-tensor loop) in place of ``model``'s ``FusedCosineEMA``
+    teacher: same schedule, state and checkpoint keys (it copies the student's BatchNorm
+    statistics at every update, ``FusedCosineEMA(keep_buffers=False)``)."""
+    from mmpretrain.models.utils import CosineEMA
+    fused = model.teacher
+    model.teacher = CosineEMA(model._student(), momentum=fused.momentum,
+                              end_momentum=fused.end_momentum)
+    return model
+
+
 def build_stock(args):
     """The same ``ConMIM`` built from stock mmpretrain parts: ``BEiTPretrainViT`` (explicit
     softmax attention) and ``CosineEMA`` (per-tensor loop); projector and loss are shared, so
     the maths is the same by construction."""
     import conmim_mm  # noqa: F401
     from mmpretrain.registry import MODELS
-    model = MODELS.build(dict(
+    model = stock_teacher(MODELS.build(dict(
         type='ConMIM',
         backbone=dict(type='BEiTPretrainViT', **backbone_kwargs(args)),
         neck=neck_cfg(args),
         head=dict(type='ConMIMHead', temperature=0.1),
-        teacher_ema=dict(type='CosineEMA'),
-        base_momentum=0.004, end_momentum=0.))
+        base_momentum=0.004, end_momentum=0.)))
     model.init_weights()
     return model
 
@@ -524,7 +534,7 @@ def runner_config(args, data_root: str, work_dir: str):
 def register_timer_hook():
     import torch
     from mmengine.hooks import Hook
-    from mmengine.registry import HOOKS
+    from mmpretrain.registry import HOOKS
 
     @HOOKS.register_module(force=True)
     class StepTimerHook(Hook):

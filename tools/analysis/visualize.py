@@ -102,10 +102,44 @@ def encoders(model, which):
     return model.backbone, getattr(model, 'neck', None)
 
 
+def attention_weights(attn, x, rel_pos_bias=None):
+    """The softmax attention (B, heads, N, N) that ``attn(x, rel_pos_bias)`` applies, for a
+    ``ConMIMViT`` attention layer (its fused kernel never materialises it)."""
+    from conmim_mm.models.utils.relative_position import relative_position_bias
+    q, k, _ = attn.query_key_value(x)
+    logits = (q * attn.scale) @ k.transpose(-2, -1)
+    if rel_pos_bias is None and attn.relative_position_bias_table is not None:
+        rel_pos_bias = relative_position_bias(attn.relative_position_bias_table,
+                                              attn.window_size, attn.window_size)
+    if rel_pos_bias is not None:
+        logits = logits + rel_pos_bias.unsqueeze(0).to(logits.dtype)
+    return logits.softmax(dim=-1)
+
+
+@torch.no_grad()
+def forward_with_attention(backbone, x, mask=None):
+    """``backbone(x, mask)`` and, per layer, the softmax attention (B, heads, N, N) it applied,
+    computed from each layer's real inputs (caught by forward pre-hooks)."""
+    inputs = []
+
+    def keep_input(module, args, kwargs):
+        inputs.append((module, args[0], args[1] if len(args) > 1 else
+                       kwargs.get('rel_pos_bias')))
+
+    handles = [layer.attn.register_forward_pre_hook(keep_input, with_kwargs=True)
+               for layer in backbone.layers]
+    try:
+        outs = backbone(x, mask)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outs, [attention_weights(attn, h, bias) for attn, h, bias in inputs]
+
+
 @torch.no_grad()
 def tokens_and_cls_attention(backbone, x):
     """Final tokens (N, D) and last-layer [CLS]->patch attention averaged over heads (L,)."""
-    out, attention = backbone.forward_with_attention(x)
+    out, attention = forward_with_attention(backbone, x)
     tokens = (out[-1] if isinstance(out, (tuple, list)) else out)[0]
     return tokens, attention[-1][0, :, 0, 1:].mean(dim=0)
 

@@ -494,7 +494,7 @@ def frozen_scores(args, arm, checkpoint, seed, query_split, stage, run):
     res = {}
     for pooling, part in (('mean', slice(dim, None)), ('cls', slice(0, dim))):
         res[f'knn_{pooling}'] = knn_top1(train_f[:, part], train_y, query_f[:, part], query_y,
-                                         k=20, temperature=0.07, num_classes=10)
+                                         k=20, vote_temperature=0.07, num_classes=10)
         res[f'linear_{pooling}'] = linear_probe(train_f[:, part], train_y, query_f[:, part],
                                                 query_y)
     return res

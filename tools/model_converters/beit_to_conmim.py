@@ -23,9 +23,8 @@ from collections import OrderedDict
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmengine.runner import CheckpointLoader  # noqa: E402
-
 from conmim_mm.engine import CheckpointLoadError  # noqa: E402  (weights-only loaders)
+from conmim_mm.models.utils.pretrained import read_state_dict  # noqa: E402
 
 RULES = [  # (pattern, replacement) applied to keys without the container prefix
     (r'^cls_token$', 'backbone.cls_token'),
@@ -54,11 +53,9 @@ UNSUPPORTED = {
 
 
 def convert(state_dict: dict) -> OrderedDict:
-    """Map official/timm BEiT-layout keys to ``backbone.*``/``head.fc.*``; raise on unknown keys."""
-    for container in ('model', 'module', 'state_dict'):
-        if isinstance(state_dict.get(container), dict):
-            state_dict = state_dict[container]
-            break
+    """Map official/timm BEiT-layout keys to ``backbone.*``/``head.fc.*``; raise on unknown keys.
+
+    ``state_dict``: the weights, as ``read_state_dict`` takes them out of a checkpoint file."""
     if any(k.startswith('backbone.layers.') for k in state_dict):
         raise ValueError('This checkpoint already has the ConMIMViT layout (backbone.layers.*): '
                          'use it as it is.')
@@ -89,17 +86,11 @@ def main(argv=None):
                         '(a path or a URL)')
     parser.add_argument('dst', help='output file')
     args = parser.parse_args(argv)
-    if '://' not in args.src and not osp.isfile(args.src):
-        sys.exit(f'error: {args.src} does not exist')
     # Weights-only, local files and URLs (conmim_mm/engine/checkpoint_loaders.py); the
     # argparse Namespace the official files hold ('args') is on the package's allow-list.
     try:
-        ckpt = CheckpointLoader.load_checkpoint(args.src, map_location='cpu', logger='silent')
-    except CheckpointLoadError as err:
-        sys.exit(f'error: {err}')
-    try:
-        out = convert(ckpt)
-    except ValueError as err:
+        out = convert(read_state_dict(args.src, logger='silent')[0])
+    except (FileNotFoundError, CheckpointLoadError, ValueError) as err:  # NoStateDictError too
         sys.exit(f'error: {err}')
     torch.save({'state_dict': out, 'meta': dict(source=osp.abspath(args.src))}, args.dst)
     parts = sorted({k.split('.')[0] for k in out})

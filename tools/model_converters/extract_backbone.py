@@ -16,9 +16,8 @@ import sys
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmengine.runner import CheckpointLoader  # noqa: E402
-
 from conmim_mm.engine import CheckpointLoadError  # noqa: E402  (weights-only loaders)
+from conmim_mm.models.utils.pretrained import NoStateDictError, read_state_dict  # noqa: E402
 
 PREFIXES = {'teacher': 'teacher.module.backbone.', 'student': 'backbone.'}
 
@@ -48,15 +47,10 @@ def main(argv=None):
     parser.add_argument('--student', action='store_true',
                         help='take the student instead of the momentum teacher')
     args = parser.parse_args(argv)
-    if '://' not in args.src and not osp.isfile(args.src):
-        sys.exit(f'error: {args.src} does not exist')
     try:  # local files and URLs, weights-only (see conmim_mm/engine/checkpoint_loaders.py)
-        ckpt = CheckpointLoader.load_checkpoint(args.src, map_location='cpu', logger='silent')
-    except CheckpointLoadError as err:
+        state, ckpt = read_state_dict(args.src, logger='silent')
+    except (FileNotFoundError, CheckpointLoadError, NoStateDictError) as err:
         sys.exit(f'error: {err}')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        sys.exit(f'error: {args.src} holds no state dict')
     branch = 'student' if args.student else 'teacher'
     try:
         out = extract(state, branch)

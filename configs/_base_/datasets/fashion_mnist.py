@@ -14,6 +14,18 @@ grey_to_rgb = [
 ]
 test_pipeline = [*grey_to_rgb, dict(type='PackInputs')]  # nothing else at test time
 
+# The crop of every pretraining arm (ConMIM, MAE, SimMIM): crop scale (0.2, 1) at 28 px, flip;
+# each arm adds its views or mask and PackInputs, and loads batches of 64 with `pretrain_loader`.
+pretrain_crop = [
+    *grey_to_rgb,
+    dict(type='RandomResizedCrop', scale=img_size, crop_ratio_range=(0.2, 1.0),
+         interpolation='bicubic', backend='pillow'),
+    dict(type='RandomFlip', prob=0.5),
+]
+pretrain_loader = dict(batch_size=64, num_workers=1, persistent_workers=False,
+                       sampler=dict(type='DefaultSampler', shuffle=True),
+                       collate_fn=dict(type='default_collate'))
+
 # The three splits (conmim_mm SplitFashionMNIST, mmpretrain's FashionMNIST cut in two): the
 # last 10k of the 60k training images are held out as the validation split, on which every
 # choice is made (the kNN monitor, the benchmark's sweeps); training reads the first 50k; the

@@ -6,26 +6,21 @@
 #   model = dict(backbone=dict(_base_.conmim_backbone, _delete_=True, out_indices=...))
 #   optim_wrapper = dict(_base_.layer_decay_optim_wrapper, _delete_=True)
 #
-# The backbone keeps BEiT's architecture (q/v bias, layer scale, no absolute position
-# embedding); the shared relative position table of pretraining becomes one table per block,
+# The backbone is the ViT of vit-b-p16.py, the one pretraining uses (`embed_dims` comes from
+# there too); the shared relative position table of pretraining becomes one table per block,
 # resized to the downstream image size when the checkpoint loads. Pass the pretrained weights
 # with --cfg-options model.backbone.init_cfg.checkpoint=PATH: the teacher extracted by
 # tools/model_converters/extract_backbone.py (prefix 'backbone.'), or a pretraining checkpoint
 # with model.backbone.init_cfg.prefix=teacher.module.backbone. (the official recipe fine-tunes
 # the teacher). Loading is strict.
+_base_ = './vit-b-p16.py'
 custom_imports = dict(imports=['conmim_mm'], allow_failed_imports=False)
 
-embed_dims = 768
 conmim_backbone = dict(
-    type='ConMIMViT',
-    arch='base',
-    img_size=224,
-    patch_size=16,
+    _base_.conmim_vit,
     out_type='featmap',
     final_norm=False,
     drop_path_rate=0.1,
-    layer_scale_init_value=0.1,
-    use_abs_pos_emb=False,
     use_rel_pos_bias=True,
     use_shared_rel_pos_bias=False,
     with_mask_token=False,

@@ -1,7 +1,6 @@
-# The ConMIM pretraining model with a ViT-L/16 (1024 wide, 24 layers, 16 heads); layer scale
-# 1e-5 as in the official ViT-L command (README: --layer_scale_init_value 1e-5).
-_base_ = './conmim_vit-b-p16.py'
+# The ConMIM pretraining model with the ViT-L/16 of vit-l-p16.py (layer scale 1e-5).
+_base_ = ['./conmim_vit-b-p16.py', './vit-l-p16.py']
 
-model = dict(
-    backbone=dict(arch='large', layer_scale_init_value=1e-5),
-    neck=dict(in_channels=1024))
+embed_dims = _base_.vit_l_p16_embed_dims
+conmim_vit = _base_.vit_l_p16
+model = dict(backbone=_base_.vit_l_p16, neck=dict(in_channels=embed_dims))

@@ -1,4 +1,6 @@
-# The ConMIM pretraining model with a ViT-S/16 (384 wide, 12 layers, 6 heads).
-_base_ = './conmim_vit-b-p16.py'
+# The ConMIM pretraining model with the ViT-S/16 of vit-s-p16.py.
+_base_ = ['./conmim_vit-b-p16.py', './vit-s-p16.py']
 
-model = dict(backbone=dict(arch='small'), neck=dict(in_channels=384))
+embed_dims = _base_.vit_s_p16_embed_dims
+conmim_vit = _base_.vit_s_p16
+model = dict(backbone=_base_.vit_s_p16, neck=dict(in_channels=embed_dims))

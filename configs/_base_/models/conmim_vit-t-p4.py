@@ -12,11 +12,10 @@
 # "Diagnosis at the demo budget"): fine-tuning from the teacher on 10k labels reaches 52.4 +- 0.7 %
 # on the validation split (seeds 0, 1) against 35.2 +- 5.6 % from random weights, and 32.4 %
 # with the official loss (seed 0).
-_base_ = ['./conmim_vit-b-p16.py', './vit-t-p4.py']
+_base_ = ['./conmim.py', './vit-t-p4.py']
 
 model = dict(
-    backbone=dict(arch=dict(_base_.vit_t_p4_arch, _delete_=True), img_size=28,
-                  patch_size=_base_.vit_t_p4_patch_size),
-    neck=dict(in_channels=_base_.vit_t_p4_arch.embed_dims, hid_channels=512),
+    backbone=_base_.conmim_vit,
+    neck=dict(in_channels=_base_.embed_dims, hid_channels=512),
     base_momentum=0.01,
     exclude_identical_negatives=True)

@@ -6,6 +6,11 @@ from .divergence_guard_hook import (DivergenceGuardHook, NonFiniteCheckpointErro
 from .epoch_seed_hook import EpochSeedHook
 from .knn_hook import KNNMonitorHook  # noqa: F401
 
-__all__ = ["AtomicCheckpointHook", "CompileModelHook", "DeviceLogRuntimeInfoHook",
+# Registered in mmpretrain's HOOKS; conmim_mm.seg and conmim_mm.det add them to mmseg's and
+# mmdet's, for the downstream configs (their default scopes).
+RUNTIME_HOOKS = (AtomicCheckpointHook, CompileModelHook, DeviceLogRuntimeInfoHook,
+                 DivergenceGuardHook, EpochSeedHook, KNNMonitorHook)
+
+__all__ = ["RUNTIME_HOOKS", "AtomicCheckpointHook", "CompileModelHook", "DeviceLogRuntimeInfoHook",
            "DivergenceGuardHook", "EpochSeedHook", "NonFiniteCheckpointError",
            "TrainingDivergedError", "non_finite_tensors"]

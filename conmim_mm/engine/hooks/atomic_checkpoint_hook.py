@@ -10,8 +10,8 @@ from functools import partial
 from mmengine.dist import barrier, broadcast_object_list, is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
-from mmengine.registry import HOOKS  # the root registry: found from mmpretrain, mmseg and mmdet
 from mmengine.runner import EpochBasedTrainLoop
+from mmpretrain.registry import HOOKS
 
 from .auto_resume import checkpoint_to_resume
 from .mid_epoch_resume import (can_skip_batches, epoch_progress, gather_rng_states,

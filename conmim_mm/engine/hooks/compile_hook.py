@@ -4,10 +4,10 @@ from typing import Optional, Sequence
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
+from mmpretrain.registry import HOOKS
 
 
-@HOOKS.register_module()  # mmengine's root registry: found from every default scope
+@HOOKS.register_module()
 class CompileModelHook(Hook):
     """``torch.compile`` the methods that hold a model's computation before training starts.
 

@@ -3,10 +3,10 @@ from typing import List, Optional, Tuple
 
 import torch
 from mmengine.hooks import CheckpointHook, LoggerHook, RuntimeInfoHook
-from mmengine.registry import HOOKS
+from mmpretrain.registry import HOOKS
 
 
-@HOOKS.register_module()  # mmengine's root registry: found from every default scope
+@HOOKS.register_module()
 class DeviceLogRuntimeInfoHook(RuntimeInfoHook):
     """``RuntimeInfoHook`` without a host-device synchronisation in every iteration.
 

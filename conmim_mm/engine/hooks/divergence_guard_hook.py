@@ -5,7 +5,7 @@ from typing import Deque, Iterator, List, Optional, Tuple
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
-from mmengine.registry import HOOKS  # the root registry: found from mmpretrain, mmseg and mmdet
+from mmpretrain.registry import HOOKS
 
 
 class TrainingDivergedError(RuntimeError):

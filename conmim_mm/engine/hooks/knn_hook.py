@@ -26,7 +26,9 @@ class KNNMonitorHook(Hook):
         val_dataloader (dict): A labelled dataloader config of the evaluation images.
         interval (int): Evaluate every ``interval`` epochs (and after the last). Defaults to 1.
         k (int): Neighbours. Defaults to 20.
-        temperature (float): Vote weight ``exp(cos / temperature)``. Defaults to 0.07.
+        vote_temperature (float): Vote weight ``exp(cos / vote_temperature)``. Defaults to
+            0.07. (``temperature`` is the InfoNCE temperature of ``ConMIMHead``; this
+            argument was called so before.)
         encoder (str): ``'student'`` (``model.extract_feat``) or ``'teacher'`` (the momentum
             teacher's backbone). Defaults to ``'student'``.
         pooling (str): ``'mean'`` of the patch tokens, ``'cls'`` or ``'cls+mean'``.
@@ -40,11 +42,17 @@ class KNNMonitorHook(Hook):
                  val_dataloader: dict,
                  interval: int = 1,
                  k: int = 20,
-                 temperature: float = 0.07,
+                 vote_temperature: float = 0.07,
                  encoder: str = 'student',
                  pooling: str = 'mean',
                  before_train: bool = False,
-                 prefix: str = 'knn') -> None:
+                 prefix: str = 'knn',
+                 **renamed) -> None:
+        if 'temperature' in renamed:
+            raise TypeError('KNNMonitorHook: `temperature` is now `vote_temperature` (the kNN '
+                            'vote weight exp(cos / vote_temperature)); rename it in the config.')
+        if renamed:
+            raise TypeError(f'KNNMonitorHook got unexpected arguments {sorted(renamed)}.')
         if interval < 1 or k < 1:
             raise ValueError(f'interval and k must be >= 1, got {interval} and {k}.')
         if encoder not in ('student', 'teacher'):
@@ -52,7 +60,7 @@ class KNNMonitorHook(Hook):
         if pooling not in ('mean', 'cls', 'cls+mean'):
             raise ValueError(f"pooling must be 'mean', 'cls' or 'cls+mean', got '{pooling}'.")
         self.bank_cfg, self.val_cfg = bank_dataloader, val_dataloader
-        self.interval, self.k, self.temperature = interval, k, temperature
+        self.interval, self.k, self.vote_temperature = interval, k, vote_temperature
         self.encoder, self.pooling = encoder, pooling
         self.before_train_eval = before_train
         self.prefix = prefix
@@ -87,7 +95,7 @@ class KNNMonitorHook(Hook):
             model.train(was_training)
         if get_rank() != 0 or bank is None or query is None:
             return None
-        return knn_top1(*bank, *query, k=self.k, temperature=self.temperature)
+        return knn_top1(*bank, *query, k=self.k, vote_temperature=self.vote_temperature)
 
     def _log(self, runner, epoch: int) -> None:
         acc = self.evaluate(runner)

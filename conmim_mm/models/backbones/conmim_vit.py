@@ -17,7 +17,7 @@ Differences from ``BEiTViT``:
   at +-2, i.e. not at all), and activation checkpointing is a switch.
 """
 import math
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -60,7 +60,6 @@ class SDPABEiTAttention(BEiTAttention):
             dropout_p=self.attn_drop.p if self.training else 0., scale=self.scale)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, N, C)))
 
-    # ------------------------------------------------------------------ analysis
     def query_key_value(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q, k, v of shape (B, heads, N, head_dims) for input tokens ``x`` (B, N, C), as
         ``forward`` computes them."""
@@ -73,19 +72,6 @@ class SDPABEiTAttention(BEiTAttention):
         qkv = F.linear(x, self.qkv.weight, qkv_bias)
         q, k, v = qkv.view(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         return q, k, v
-
-    def attention_weights(self, x: torch.Tensor,
-                          rel_pos_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The softmax attention (B, heads, N, N) that ``forward(x, rel_pos_bias)`` applies
-        (the fused kernel never materialises it); for analysis, not for training."""
-        q, k, _ = self.query_key_value(x)
-        logits = (q * self.scale) @ k.transpose(-2, -1)
-        if rel_pos_bias is None and self.relative_position_bias_table is not None:
-            rel_pos_bias = relative_position_bias(self.relative_position_bias_table,
-                                                  self.window_size, self.window_size)
-        if rel_pos_bias is not None:
-            logits = logits + rel_pos_bias.unsqueeze(0).to(logits.dtype)
-        return logits.softmax(dim=-1)
 
 
 @MODELS.register_module()
@@ -258,23 +244,3 @@ class ConMIMViT(BEiTViT):
             if i in self.out_indices:
                 outs.append(self._format_output(x, grid))
         return tuple(outs)
-
-    @torch.no_grad()
-    def forward_with_attention(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None
-                               ) -> Tuple[Tuple[torch.Tensor], List[torch.Tensor]]:
-        """``forward(x, mask)`` and, per layer, the softmax attention (B, heads, N, N) it
-        applied: what analysis tools draw, computed from each layer's real inputs."""
-        inputs = []
-
-        def keep_input(module, args, kwargs):
-            inputs.append((module, args[0], args[1] if len(args) > 1 else
-                           kwargs.get('rel_pos_bias')))
-
-        handles = [layer.attn.register_forward_pre_hook(keep_input, with_kwargs=True)
-                   for layer in self.layers]
-        try:
-            outs = self.forward(x, mask)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return outs, [attn.attention_weights(h, bias) for attn, h, bias in inputs]

@@ -33,6 +33,45 @@ class PretrainedMismatchError(RuntimeError):
     """The pretrained checkpoint does not fit the backbone."""
 
 
+class NoStateDictError(PretrainedMismatchError, ValueError):
+    """The checkpoint file holds no state dict of tensors."""
+
+
+# Where checkpoint files keep their weights: mmengine ('state_dict'), the official ConMIM / BEiT /
+# DeiT code ('model'), some DistributedDataParallel saves ('module'). The first key of this order
+# that holds a dict is the state dict; a file with none of them is a state dict itself.
+STATE_DICT_KEYS = ('state_dict', 'model', 'module')
+
+
+def unwrap_state_dict(checkpoint) -> Dict[str, torch.Tensor]:
+    """The state dict inside a loaded checkpoint (see ``STATE_DICT_KEYS``)."""
+    for key in STATE_DICT_KEYS:
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            return checkpoint[key]
+    return checkpoint
+
+
+def read_state_dict(checkpoint: str, map_location='cpu', logger='current'
+                    ) -> Tuple[Dict[str, torch.Tensor], dict]:
+    """Load ``checkpoint`` (a path or URL) weights-only and return its state dict and the whole
+    loaded object: the one reader of the loader below and the model converters
+    (``logger``: as ``CheckpointLoader.load_checkpoint``'s).
+
+    Raises:
+        FileNotFoundError: a local path that does not exist.
+        CheckpointLoadError: an unreadable or unsafe file (the package's weights-only loaders).
+        NoStateDictError: the file holds no state dict of tensors.
+    """
+    if '://' not in checkpoint and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'{checkpoint} does not exist')
+    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location,
+                                              logger=logger)
+    state = unwrap_state_dict(loaded)
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise NoStateDictError(f'{checkpoint!r} holds no state dict of tensors.')
+    return state, loaded
+
+
 def _window_of(table: torch.Tensor) -> Tuple[int, int]:
     """The square token grid a (num_distances, heads) table was built for."""
     side = math.isqrt(table.shape[0] - NUM_CLS_ENTRIES)
@@ -54,14 +93,7 @@ def _read_state_dict(checkpoint: str, prefix: str, map_location) -> Dict[str, to
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'Pretrained checkpoint {checkpoint!r} does not exist (set by '
                                 'model.backbone.init_cfg.checkpoint).')
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
-    state = ckpt
-    for key in ('state_dict', 'model', 'module'):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise PretrainedMismatchError(f'{checkpoint!r} holds no state dict of tensors.')
+    state, _ = read_state_dict(checkpoint, map_location)
     if not prefix:
         return dict(state)
     prefix = prefix if prefix.endswith('.') else prefix + '.'
