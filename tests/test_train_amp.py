@@ -14,6 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def build(wrapper, gpu=True, bf16=True):
     """The wrapper mmengine builds from ``wrapper`` on a machine with(out) a (bf16) GPU, and
     what it logged."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance()  # made here: under the mock it would look for the GPU
     cfg = dict(wrapper, optimizer=dict(type='SGD', lr=0.1))
     with mock.patch.object(torch.cuda, 'is_available', return_value=gpu), \
             mock.patch.object(torch.cuda, 'is_bf16_supported', return_value=bf16) as query, \
