@@ -38,9 +38,9 @@ def load_tool(path):
 
 
 def train_in_process(cfg):
-    """The Runner as tools/train.py builds it (fp32 on a machine without GPU); the iterations run."""
+    """The Runner of the config (its DeviceAmpOptimWrapper trains in fp32 on a machine without
+    GPU); the iterations run."""
     from mmengine.runner import Runner
-    load_tool('tools/train.py').choose_amp_dtype(cfg.optim_wrapper)
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner

@@ -46,14 +46,14 @@ def test_overrides_name_only_keys_of_the_committed_configs():
     # --device cuda: bf16 autocast and torch.compile of what each model computes (the keys
     # it adds are the only new ones)
     gpu = bench.parse_args(['--work-dir', '/tmp/unused', *TINY, '--device', 'cuda'])
-    added = {'compile', 'compile.methods', 'train_dataloader.pin_memory'}
-    for arm, compiled in (('conmim', True), ('mae', {'methods': ['loss']}),
-                          ('simmim', {'methods': ['loss']})):
+    added = {'compile', 'default_hooks.compile.methods', 'train_dataloader.pin_memory'}
+    for arm, methods in (('conmim', None), ('mae', ['loss']), ('simmim', ['loss'])):
         options = bench.pretrain_options(gpu, arm)
         flat = flat_keys(Config.fromfile(bench.CONFIGS[arm]).to_dict())
         assert set(options) - added <= flat, arm
         cfg = bench.load_config(bench.CONFIGS[arm], options)
-        assert cfg.compile == compiled and cfg.optim_wrapper.type == 'AmpOptimWrapper', arm
+        assert cfg.compile is True and cfg.default_hooks.compile.get('methods') == methods, arm
+        assert cfg.optim_wrapper.type == 'DeviceAmpOptimWrapper', arm
         assert cfg.train_dataloader.pin_memory is True
     cfg = bench.load_config(bench.CONFIGS['ft_conmim'], bench.finetune_options(gpu, 'conmim'))
     assert cfg.compile is True

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 import torch
@@ -84,16 +85,40 @@ def test_train_py_compile_true_trains_and_writes_a_checkpoint(tmp_path, fashion_
     assert not any('_orig_mod' in key for key in state)  # checkpoint keys unchanged
 
 
-def test_compile_false_turns_a_config_default_off():
+def hook_run(compile_cfg, methods=None):
+    """CompileModelHook around what Runner.train does with ``compile``: before_run, then
+    mmengine's compile of the whole train_step, then before_train."""
+    from types import SimpleNamespace
+
     from mmengine.config import Config
-    sys.path.insert(0, os.path.join(ROOT, 'tools'))
-    import train
-    cfg = Config(dict(compile=True, custom_hooks=[]))
-    train.compile_model(cfg)
-    assert 'compile' not in cfg and cfg.custom_hooks[-1]['type'] == 'CompileModelHook'
-    cfg = Config(dict(compile=False, custom_hooks=[]))
-    train.compile_model(cfg)
-    assert 'compile' not in cfg and cfg.custom_hooks == []
+
+    from conmim_mm.engine.hooks import CompileModelHook
+    model = build_conmim()
+    runner = SimpleNamespace(cfg=Config(dict(compile=compile_cfg)), model=model,
+                             logger=mock.MagicMock())
+    hook = CompileModelHook(methods=methods)
+    hook.before_run(runner)
+    if compile_cfg:  # Runner._maybe_compile
+        model.train_step = torch.compile(model.train_step)
+    with mock.patch.object(torch, 'compile', side_effect=lambda fn, **kw: (fn, kw)) as compile:
+        hook.before_train(runner)
+    return model, compile
+
+
+def test_compile_hook_compiles_the_computation_and_keeps_the_update_eager():
+    model, compile = hook_run(dict(backend='aot_eager'))
+    assert 'train_step' not in vars(model)  # mmengine's whole-step compile taken back
+    assert model.contrastive_loss[1] == dict(backend='aot_eager')
+    assert compile.call_count == len(model.compile_methods)
+    model, compile = hook_run(False)
+    assert compile.call_count == 0 and 'contrastive_loss' not in vars(model)
+
+
+def test_compile_methods_belong_to_the_hook_not_to_torch_compile_options():
+    with pytest.raises(ValueError, match='default_hooks.compile.methods'):
+        hook_run(dict(methods=['loss']))
+    model, _ = hook_run(True, methods=['extract_feat'])
+    assert model.extract_feat[1] == {} and 'contrastive_loss' not in vars(model)
 
 
 def test_fine_tuning_classifier_features_compile_without_graph_break():

@@ -1,71 +1,75 @@
-"""tools/train.py's mixed-precision choice and its device-side log values (issue 9 §2, §3)."""
-import copy
+"""Mixed precision by what the device has (DeviceAmpOptimWrapper, the configs' and --amp's
+wrapper) and the device-side log values (issue 9 §2, §3)."""
 import os
-import sys
 from unittest import mock
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.optim import AmpOptimWrapper, OptimWrapper, build_optim_wrapper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
-import train  # noqa: E402
 
 
-def choose(wrapper, gpu=True, bf16=True):
-    wrapper = Config(dict(w=copy.deepcopy(dict(wrapper)))).w
-    asks = gpu and wrapper.get('type') == 'AmpOptimWrapper' and wrapper.get('dtype') is None
+def build(wrapper, gpu=True, bf16=True):
+    """The wrapper mmengine builds from ``wrapper`` on a machine with(out) a (bf16) GPU, and
+    what it logged."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance()  # made here: under the mock it would look for the GPU
+    cfg = dict(wrapper, optimizer=dict(type='SGD', lr=0.1))
     with mock.patch.object(torch.cuda, 'is_available', return_value=gpu), \
-            mock.patch.object(torch.cuda, 'is_bf16_supported', return_value=bf16) as query:
-        dtype = train.choose_amp_dtype(wrapper)
-    if asks:
+            mock.patch.object(torch.cuda, 'is_bf16_supported', return_value=bf16) as query, \
+            mock.patch('mmengine.optim.optimizer.amp_optimizer_wrapper.is_cuda_available',
+                       return_value=gpu), \
+            mock.patch('conmim_mm.engine.optimizers.device_amp.print_log') as log:
+        built = build_optim_wrapper(torch.nn.Linear(2, 2), cfg)
+    if gpu and wrapper.get('dtype') is None:
         query.assert_called_with(including_emulation=False)  # native bf16 only (Ampere+)
-    return dtype, wrapper
+    return built, ' '.join(call.args[0] for call in log.call_args_list)
 
 
-def test_ampere_or_newer_trains_in_bf16_without_a_loss_scaler(capsys):
-    dtype, wrapper = choose(dict(type='AmpOptimWrapper'))
-    assert dtype == 'bfloat16' and wrapper.dtype == 'bfloat16'
-    assert wrapper.loss_scale == dict(enabled=False)
-    assert 'bf16 autocast without a loss scaler' in capsys.readouterr().err
+def test_ampere_or_newer_trains_in_bf16_without_a_loss_scaler():
+    wrapper, log = build(dict(type='DeviceAmpOptimWrapper', loss_scale='dynamic'))
+    assert type(wrapper) is AmpOptimWrapper and wrapper.cast_dtype == torch.bfloat16
+    assert not wrapper.loss_scaler.is_enabled()  # a disabled GradScaler
+    assert 'bf16 autocast without a loss scaler' in log
 
 
-def test_pretraining_configs_own_amp_wrapper_follows_the_same_rule():
-    cfg = Config.fromfile(os.path.join(ROOT, 'configs/pretrain/conmim_vit-b.py'))
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
-    dtype, wrapper = choose(cfg.optim_wrapper)
-    assert dtype == 'bfloat16' and wrapper.loss_scale == dict(enabled=False)
-    dtype, wrapper = choose(cfg.optim_wrapper, bf16=False)
-    assert dtype == 'float16' and wrapper.loss_scale == 'dynamic'
+def test_pretraining_and_downstream_configs_name_the_device_wrapper():
+    for config in ('configs/pretrain/conmim_vit-b.py', 'configs/cls/conmim_vit-b_ft_in1k.py',
+                   'configs/cls/conmim_vit-b_linear_in1k.py'):
+        wrapper = Config.fromfile(os.path.join(ROOT, config)).optim_wrapper
+        assert wrapper.type == 'DeviceAmpOptimWrapper', config
+    wrapper = dict(type='DeviceAmpOptimWrapper', loss_scale='dynamic')
+    built, _ = build(wrapper, bf16=False)
+    assert built.cast_dtype == torch.float16 and built.loss_scaler.is_enabled()
 
 
-def test_older_gpus_keep_fp16_with_dynamic_loss_scaling(capsys):
-    dtype, wrapper = choose(dict(type='AmpOptimWrapper'), bf16=False)
-    assert dtype == 'float16' and wrapper.loss_scale == 'dynamic'
-    assert 'float16 autocast with dynamic loss scaling' in capsys.readouterr().err
+def test_older_gpus_keep_fp16_with_dynamic_loss_scaling():
+    wrapper, log = build(dict(type='DeviceAmpOptimWrapper'), bf16=False)
+    assert wrapper.cast_dtype == torch.float16 and wrapper.loss_scaler.is_enabled()
+    assert 'float16 autocast with dynamic loss scaling' in log
 
 
 def test_a_dtype_in_the_config_is_kept():
-    dtype, wrapper = choose(dict(type='AmpOptimWrapper', dtype='float16'), bf16=True)
-    assert dtype == 'float16' and wrapper.loss_scale == 'dynamic'
+    wrapper, _ = build(dict(type='DeviceAmpOptimWrapper', dtype='float16'), bf16=True)
+    assert wrapper.cast_dtype == torch.float16 and wrapper.loss_scaler.is_enabled()
 
 
-def test_no_gpu_means_fp32_and_plain_wrappers_are_left_alone():
-    dtype, wrapper = choose(dict(type='AmpOptimWrapper', loss_scale='dynamic'), gpu=False)
-    assert dtype is None and wrapper.type == 'OptimWrapper' and 'loss_scale' not in wrapper
-    dtype, wrapper = choose(dict(type='OptimWrapper'))
-    assert dtype is None and wrapper == dict(type='OptimWrapper')
+def test_no_gpu_means_fp32_with_a_plain_wrapper():
+    wrapper, log = build(dict(type='DeviceAmpOptimWrapper', loss_scale='dynamic'), gpu=False)
+    assert type(wrapper) is OptimWrapper and 'trains in fp32' in log
 
 
-def test_bf16_wrapper_builds_without_a_grad_scaler():
-    from mmengine.optim import AmpOptimWrapper
-    model = torch.nn.Linear(2, 2)
-    with mock.patch('mmengine.optim.optimizer.amp_optimizer_wrapper.is_cuda_available',
-                    return_value=True):
-        wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-                                  dtype='bfloat16', loss_scale=dict(enabled=False))
-    assert not wrapper.loss_scaler.is_enabled()
+def test_train_py_amp_selects_the_device_wrapper():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('train_tool',
+                                                  os.path.join(ROOT, 'tools', 'train.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args(['some_config.py', '--amp'])
+    cfg = tool.merge_args(Config(dict(optim_wrapper=dict(type='OptimWrapper'))), args)
+    assert cfg.optim_wrapper.type == 'DeviceAmpOptimWrapper'
 
 
 def test_log_values_stay_on_the_device_until_the_logger_reads_them():

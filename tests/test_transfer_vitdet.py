@@ -156,7 +156,7 @@ def test_vitdet_recipes_match_their_sources(size, arch, blocks, drop_path, decay
     assert cfg.model.roi_head.bbox_head.type == 'Shared4Conv1FCBBoxHead'
     assert cfg.model.roi_head.mask_head.norm_cfg.type == 'LN2d'
     optim = cfg.optim_wrapper
-    assert optim.type == 'AmpOptimWrapper' and optim.optimizer.type == 'AdamW'
+    assert optim.type == 'DeviceAmpOptimWrapper' and optim.optimizer.type == 'AdamW'
     assert optim.optimizer.lr == 1e-4 and optim.optimizer.weight_decay == 0.1
     assert optim.paramwise_cfg.layer_decay_rate == decay
     assert cfg.train_cfg.max_iters == 184375 and cfg.param_scheduler[1].milestones == [163889,

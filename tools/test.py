@@ -10,51 +10,31 @@ raw pretraining checkpoint, another depth) stops with the keys that did not fit,
 evaluating random weights. Checkpoints are unpickled weights-only (see conmim_mm.engine).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
-from conmim_mm.datasets import DatasetNotFoundError, check_dataset_paths  # noqa: E402
-from conmim_mm.engine import CheckpointLoadError  # noqa: E402
-from conmim_mm.engine.runner_loading import (  # noqa: E402
-    CheckpointMismatchError, guard_checkpoint_loading)
+from conmim_mm.engine.launcher import (add_common_arguments, build_runner,  # noqa: E402
+                                       load_config, parse, run)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a conmim_mm downstream config')
-    parser.add_argument('config', help='config file path')
+    add_common_arguments(parser, work_dir_help='where logs and metrics go',
+                         cfg_options_example='test_dataloader.batch_size=1')
     parser.add_argument('checkpoint', help='checkpoint of the whole model (tools/train.py output, '
                         'or tools/model_converters/beit_to_conmim.py output)')
-    parser.add_argument('--work-dir', help='where logs and metrics go')
     parser.add_argument('--out', help='also dump the predictions to this pickle file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config entries, e.g. test_dataloader.batch_size=1')
-    parser.add_argument('--non-strict', action='store_true',
-                        help='load what fits and only log the keys that do not (default: stop)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse(parser, argv)
 
 
 def build_cfg(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args)
     if not cfg.get('test_dataloader') or not cfg.get('test_evaluator'):
         raise SystemExit(f'error: {args.config} has no test_dataloader/test_evaluator to test with '
                          '(pretraining configs are evaluated through the downstream configs).')
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     # Weights come from the checkpoint: never fetch or re-check the pretraining file.
     backbone = cfg.model.get('backbone') or {}
@@ -72,17 +52,8 @@ def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
         sys.exit(f'error: checkpoint {args.checkpoint} does not exist')
-    cfg = build_cfg(args)
-    try:
-        check_dataset_paths(cfg.test_dataloader['dataset'])
-    except DatasetNotFoundError as err:
-        sys.exit(f'error: {err}')
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    guard_checkpoint_loading(runner, strict=not args.non_strict)
-    try:
-        return runner.test()
-    except (CheckpointMismatchError, CheckpointLoadError) as err:
-        sys.exit(f'error: {err}')
+    runner = build_runner(build_cfg(args), args, splits=('test_dataloader', ))
+    return run(runner.test)
 
 
 if __name__ == '__main__':

@@ -14,6 +14,8 @@ param_scheduler = [
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 default_hooks = dict(
+    runtime_info=dict(type='DeviceLogRuntimeInfoHook'),  # log values read once per log line
+    compile=dict(type='CompileModelHook'),  # carries out compile=True (off by default)
     divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1))

@@ -16,6 +16,7 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/downstream_runtime.py',
 ]
 model = dict(
     type='ImageClassifier',
@@ -33,7 +34,8 @@ model = dict(
 # One unreadable image is skipped (named in the log) instead of ending a days-long run.
 train_pipeline = [dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01),
                   *_base_.train_pipeline[1:]]
-train_dataloader = dict(batch_size=128, dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(batch_size=128, collate_fn=dict(type='default_collate'),
+                        dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=128)
 test_dataloader = val_dataloader
 
@@ -49,8 +51,6 @@ param_scheduler = [
          end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
-default_hooks = dict(
-    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2))
+default_hooks = _base_.downstream_hooks
 randomness = dict(seed=0, diff_rank_seed=True)
 auto_scale_lr = dict(base_batch_size=1024)

@@ -11,6 +11,7 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs32_pil_resize.py',
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/downstream_runtime.py',
 ]
 model = dict(
     type='ImageClassifier',
@@ -33,13 +34,14 @@ model = dict(
 # One unreadable image is skipped (named in the log) instead of ending a days-long run.
 train_pipeline = [dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01),
                   *_base_.train_pipeline[1:]]
-train_dataloader = dict(batch_size=2048, drop_last=True, dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(batch_size=2048, drop_last=True, collate_fn=dict(type='default_collate'),
+                        dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(drop_last=False)
 test_dataloader = dict(drop_last=False)
 
 optim_wrapper = dict(
     _delete_=True,
-    type='AmpOptimWrapper',
+    type='DeviceAmpOptimWrapper',
     loss_scale='dynamic',
     optimizer=dict(type='LARS', lr=6.4, weight_decay=0.0, momentum=0.9))
 param_scheduler = [
@@ -50,8 +52,8 @@ param_scheduler = [
 ]
 train_cfg = dict(by_epoch=True, max_epochs=90)
 default_hooks = dict(
-    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
+    _base_.downstream_hooks,
+    checkpoint=dict(_base_.downstream_hooks.checkpoint, max_keep_ckpts=3),
     logger=dict(type='LoggerHook', interval=10))
 randomness = dict(seed=0, diff_rank_seed=True)
 auto_scale_lr = dict(base_batch_size=16384)

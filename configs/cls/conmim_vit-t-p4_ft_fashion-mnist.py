@@ -23,6 +23,7 @@ _base_ = [
     '../_base_/models/vit-t-p4.py',
     '../_base_/datasets/fashion_mnist.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/downstream_runtime.py',
 ]
 custom_imports = dict(imports=['conmim_mm'], allow_failed_imports=False)
 
@@ -36,6 +37,7 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=64, num_workers=1, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
     dataset=dict(_base_.train_set, pipeline=train_pipeline))
 val_dataloader = dict(_base_.eval_loader,
                       dataset=dict(_base_.test_set, pipeline=_base_.test_pipeline))
@@ -75,8 +77,8 @@ param_scheduler = [
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict()
 test_cfg = dict()
-default_hooks = dict(divergence=dict(type='DivergenceGuardHook'),
+default_hooks = dict(_base_.downstream_hooks,
                      logger=dict(type='LoggerHook', interval=100),
-                     checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=1))
+                     checkpoint=dict(_base_.downstream_hooks.checkpoint, max_keep_ckpts=1))
 randomness = dict(seed=0, diff_rank_seed=True)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))

@@ -24,6 +24,7 @@ _base_ = [
     'mmdet::common/ms-poly_3x_coco-instance.py',
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     '../_base_/datasets/skip_unreadable.py',
+    '../_base_/downstream_runtime.py',
 ]
 custom_imports = dict(imports=['conmim_mm', 'conmim_mm.det'], allow_failed_imports=False)
 
@@ -57,7 +58,5 @@ param_scheduler = [
 ]
 # 12 epochs over the dataset repeated 3 times (RepeatDataset) = 36 COCO epochs
 train_cfg = dict(max_epochs=12, val_interval=1)
-default_hooks = dict(
-    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2))
+default_hooks = _base_.downstream_hooks
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -21,6 +21,7 @@ _base_ = [
     'mmdet::common/lsj-100e_coco-instance.py',  # LSJ 1024, scale 0.1-2.0, flip [d2-lsj]
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     '../_base_/datasets/skip_unreadable.py',
+    '../_base_/downstream_runtime.py',
 ]
 custom_imports = dict(imports=['conmim_mm', 'conmim_mm.det'], allow_failed_imports=False)
 
@@ -96,9 +97,8 @@ param_scheduler = [
          gamma=0.1),
 ]
 default_hooks = dict(
+    _base_.downstream_hooks,
     logger=dict(interval=50),
-    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
-    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=val_interval,
-                    max_keep_ckpts=2))
+    checkpoint=dict(_base_.downstream_hooks.checkpoint, by_epoch=False, interval=val_interval))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(enable=False, base_batch_size=64)

@@ -17,6 +17,7 @@ _base_ = [
     '../_base_/datasets/skip_unreadable.py',
     'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py',
+    '../_base_/downstream_runtime.py',
 ]
 custom_imports = dict(imports=['conmim_mm', 'conmim_mm.seg'], allow_failed_imports=False)
 
@@ -54,7 +55,5 @@ train_dataloader = dict(batch_size=2, num_workers=4,  # x 8 GPUs = 16
                         dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=1, num_workers=4)
 test_dataloader = val_dataloader
-default_hooks = dict(
-    divergence=dict(type='DivergenceGuardHook'),  # stop on a NaN loss, never save NaN weights
-    checkpoint=dict(type='AtomicCheckpointHook', max_keep_ckpts=2))
+default_hooks = _base_.downstream_hooks
 auto_scale_lr = dict(enable=False, base_batch_size=16)

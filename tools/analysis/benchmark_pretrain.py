@@ -467,21 +467,10 @@ def write_jpegs(root: str, count: int, n_classes: int = 100) -> None:
         f.write('\n'.join(lines) + '\n')
 
 
-def _load_train_tool():
-    """tools/train.py as a module: the runner mode applies the same config handling."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'conmim_train_tool', os.path.join(ROOT, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def runner_config(args, data_root: str, work_dir: str):
     """The pretraining config at the benchmark's sizes, as tools/train.py would run it
     (``--amp`` for --amp bf16/fp16, ``compile=True`` for --compile), one epoch over the
     synthetic JPEGs, no checkpoints, a timing hook."""
-    from argparse import Namespace
     from mmengine.config import Config, ConfigDict
     config = args.config or os.path.join(
         ROOT, 'configs', 'pretrain', f"conmim_vit-{dict(tiny='s').get(args.arch, args.arch[0])}.py")
@@ -525,10 +514,10 @@ def runner_config(args, data_root: str, work_dir: str):
             key, value = item.split('=', 1)
             overrides[key] = DictAction._parse_iterable(value)
         cfg.merge_from_dict(overrides)
-    train_tool = _load_train_tool()
-    train_args = Namespace(launcher='none', cfg_options=None, work_dir=work_dir,
-                           amp=args.amp is not None, resume=None, no_validate=True)
-    return train_tool.merge_args(cfg, train_args), config
+    cfg.launcher, cfg.work_dir = 'none', work_dir
+    if args.amp is not None:  # what tools/train.py --amp selects
+        cfg.optim_wrapper.type = 'DeviceAmpOptimWrapper'
+    return cfg, config
 
 
 def register_timer_hook():

@@ -293,21 +293,20 @@ def dataset_options(prefix, args, split, images):
 
 def device_options(args, arm=None):
     """What a training run changes with the device: batch and workers; on a GPU also bf16
-    autocast (tools/train.py picks bf16 without a loss scaler) and torch.compile through
-    CompileModelHook: ConMIM's compile_methods, the whole loss of MAE and SimMIM, the
-    backbone (extract_feat) of the fine-tuning classifiers (``arm=None``)."""
+    autocast (DeviceAmpOptimWrapper picks bf16 without a loss scaler) and torch.compile through
+    the configs' CompileModelHook: ConMIM's compile_methods, the whole loss of MAE and SimMIM,
+    the backbone (extract_feat) of the fine-tuning classifiers (``arm=None``)."""
     options = {
         'train_dataloader.batch_size': args.batch_size,
         'train_dataloader.num_workers': args.num_workers,
         'train_dataloader.persistent_workers': args.num_workers > 0,
     }
     if args.device == 'cuda':
-        options['optim_wrapper.type'] = 'AmpOptimWrapper'
+        options['optim_wrapper.type'] = 'DeviceAmpOptimWrapper'
         options['train_dataloader.pin_memory'] = True
-        if arm in (None, 'conmim'):
-            options['compile'] = True
-        else:
-            options['compile.methods'] = '[loss]'
+        options['compile'] = True
+        if arm not in (None, 'conmim'):
+            options['default_hooks.compile.methods'] = '[loss]'
     return options
 
 

@@ -30,7 +30,7 @@ conmim_backbone = dict(
 # three libraries), no weight decay on 1-D parameters and tokens, AMP. Values of the official
 # ViT-B fine-tuning command (lr 4e-3 at batch 1024, decay 0.65); seg and det set their own.
 layer_decay_optim_wrapper = dict(
-    type='AmpOptimWrapper',
+    type='DeviceAmpOptimWrapper',  # bf16 where the GPU has it, fp16 + loss scaling on older ones
     loss_scale='dynamic',
     optimizer=dict(type='AdamW', lr=4e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05),
     constructor='BackboneLayerDecayOptimWrapperConstructor',

@@ -1,14 +1,15 @@
 # ConMIM's ImageNet pretraining optimiser and schedule (official run_conmim_pretraining.py): AdamW
 # beta=(0.9, 0.98), weight decay 0.05 except on 1-D parameters (norms, biases, q/v bias, layer
-# scale) and the [CLS] / position tokens, AMP; a linear warm-up then a cosine to 1e-5 (children
-# restate the two schedulers with their epoch counts, as mmpretrain's configs do).
+# scale) and the [CLS] / position tokens, AMP (bf16 where the GPU has it, fp32 without a GPU); a
+# linear warm-up then a cosine to 1e-5 (children restate the two schedulers with their epoch
+# counts, as mmpretrain's configs do).
 # One known difference: the official warm-up rises linearly from lr 0 (it ignores --warmup_lr).
 # mmengine's LinearLR cannot start at 0 (it multiplies the current lr at every step, and 0 stays
 # 0), so ours starts at start_factor * lr = 5e-8 at lr 5e-4: above the official line by at most
 # 5e-8, an offset that shrinks linearly to 0 at the end of the warm-up.
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
-    loss_scale='dynamic',
+    type='DeviceAmpOptimWrapper',
+    loss_scale='dynamic',  # for fp16 on GPUs without bf16
     constructor='TrainableOptimWrapperConstructor',  # skips the frozen teacher quietly
     # fused=True: one kernel for all parameters (same maths; ~15 % faster steps measured on
     # an H200 at ViT-B/16, docs/benchmarks.md)

@@ -20,8 +20,8 @@ class DeviceLogRuntimeInfoHook(RuntimeInfoHook):
     numbers are the same as with ``RuntimeInfoHook``.
 
     Hooks that read ``train/*`` scalars of the message hub in *every* iteration should call
-    :meth:`flush` first (``tools/train.py`` installs this hook as ``default_hooks.runtime_info``
-    unless a config sets another).
+    :meth:`flush` first (the configs' runtime bases install this hook as
+    ``default_hooks.runtime_info``).
     """
 
     def __init__(self) -> None:

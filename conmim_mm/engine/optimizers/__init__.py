@@ -1,6 +1,6 @@
+from .device_amp import DeviceAmpOptimWrapper
 from .layer_decay import BackboneLayerDecayOptimWrapperConstructor
+from .trainable_constructor import TrainableOptimWrapperConstructor
 
-__all__ = ['BackboneLayerDecayOptimWrapperConstructor']
-from .trainable_constructor import TrainableOptimWrapperConstructor  # noqa: E402
-
-__all__ += ['TrainableOptimWrapperConstructor']
+__all__ = ['BackboneLayerDecayOptimWrapperConstructor', 'DeviceAmpOptimWrapper',
+           'TrainableOptimWrapperConstructor']
