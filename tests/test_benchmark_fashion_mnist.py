@@ -309,6 +309,31 @@ def test_sweep_trains_the_configs_own_point_once(tmp_path, fashion_mnist, monkey
                                                            [60.0, 60.0]]
 
 
+def test_parallel_sweeps_share_their_points(tmp_path, fashion_mnist, monkeypatch):
+    """A point another sweep process records while this one runs (the same work dir, budget
+    and seed) is taken from sweep.json, not trained again."""
+    recorder = Recorder()
+    argv = ['--work-dir', str(tmp_path / 'bench'), '--data-root', fashion_mnist, *TINY,
+            '--arms', 'conmim', '--stages', 'sweep',
+            '--sweep', 'conmim:optim_wrapper.optimizer.lr=5e-4,2e-3']
+    args = bench.parse_args(argv)
+    other = bench.sweep_point_tag(args, 'conmim', {'optim_wrapper.optimizer.lr': '2e-3'}, 0)
+
+    def train_while_another_process_records(*a, **k):
+        seconds = recorder(*a, **k)
+        bench.update_json(str(tmp_path / 'bench' / 'sweep' / 'sweep.json'), other, dict(
+            arm='conmim', overrides={}, checkpoint='elsewhere.pth', run='elsewhere',
+            knn=99.0, linear=99.0, monitor=[]))
+        return seconds
+
+    monkeypatch.setattr(bench, 'run_train', train_while_another_process_records)
+    monkeypatch.setattr(bench, 'frozen_scores', recorder.frozen_scores)
+    bench.main(argv)
+    assert [r['options']['optim_wrapper.optimizer.lr'] for r in recorder.runs] == ['5e-4']
+    selection = json.load(open(tmp_path / 'bench' / 'selection.json'))
+    assert selection['grid'][0]['knn'] == [60.0, 99.0] and selection['grid'][0]['chosen'] == '2e-3'
+
+
 @pytest.mark.parametrize('arm', ['conmim', 'simmim'])
 def test_frozen_stage_reads_the_same_images_as_the_idx_files(arm, fashion_mnist):
     """The frozen stage's loader and model preprocessing give the normalised grey images,

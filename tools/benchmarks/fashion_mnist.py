@@ -586,6 +586,8 @@ def stage_sweep(args):
         overrides = changed(CONFIGS[arm], overrides)
         tag = sweep_point_tag(args, arm, overrides, seed)
         work_dir = osp.join(args.work_dir, 'sweep', f'pretrain_{arm}_{short_hash(tag)}')
+        if not args.force:  # points that sweeps running in parallel have recorded since
+            done.update(load_json(path, {}))
         if tag in done:
             return done[tag]
         options = pretrain_options(args, arm, seed=seed, extra=overrides)
@@ -624,6 +626,8 @@ def stage_sweep(args):
                 pretrained = changed(CONFIGS[arm], selection['pretrain'][arm]) \
                     if selection['pretrain'].get(arm) else {}
                 tag = f'finetune:{arm}:{point_tag(overrides)}:{point_tag(pretrained)}:{budget}'
+                if not args.force:
+                    done.update(load_json(path, {}))
                 if tag not in done:
                     work_dir = osp.join(args.work_dir, 'sweep',
                                         f'finetune_{arm}_{short_hash(tag)}')
