@@ -4,7 +4,7 @@ import pytest
 import torch
 from mmpretrain.structures import DataSample
 
-from .helpers.tiny_models import build_conmim
+from tests.helpers.tiny_models import build_conmim
 
 
 def batch(B=4, img_size=32, grid=4, num_masked=6, seed=0):

@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 sys.path.insert(0, os.path.join(ROOT, 'tools', 'analysis'))
 import benchmark_pretrain as bench  # noqa: E402
 
@@ -64,6 +65,7 @@ def test_one_tiny_run_prints_the_ratios(capsys, tmp_path):
         assert results[name]['img_per_s'] > 0 and math.isfinite(results[name]['loss'])
 
 
+@pytest.mark.slow
 def test_cpu_memory_probes_run_in_subprocesses():
     args = bench.parse_args(TINY)
     peaks = bench.cpu_peak_memory(args, TINY)
@@ -90,7 +92,7 @@ def test_stock_teacher_matches_the_fused_one_with_the_stock_buffer_rule(max_iter
     from mmpretrain.models.utils import CosineEMA
     from mmpretrain.structures import DataSample
 
-    from .helpers.tiny_models import build_conmim
+    from tests.helpers.tiny_models import build_conmim
     torch.manual_seed(0)
     fused = build_conmim()
     fused.teacher.keep_buffers = False
@@ -118,6 +120,7 @@ def test_size_table_is_conmim_vits_arch_zoo():
     assert bench.arch_settings(args)['num_layers'] == 3
 
 
+@pytest.mark.slow
 def test_runner_mode_times_the_training_command(tmp_path, capsys):
     """A tiny Runner run on synthetic ImageNet-layout JPEGs, through tools/train.py's config
     handling: images/s, data time and the step mode's FLOP count."""

@@ -8,8 +8,8 @@ import torch
 
 from conmim_mm.engine.hooks.knn_hook import KNNMonitorHook
 from conmim_mm.evaluation import knn_top1, pool_tokens
+from tests.helpers.paths import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py')
 
 
@@ -56,6 +56,7 @@ def test_hook_rejects_bad_arguments():
         KNNMonitorHook({}, {}, k=0)
 
 
+@pytest.mark.slow
 def test_hook_logs_knn_accuracy_in_a_runner(tmp_path, fashion_mnist):
     from mmengine.config import Config
     from mmengine.runner import Runner

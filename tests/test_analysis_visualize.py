@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 sys.path.insert(0, os.path.join(ROOT, 'tools', 'analysis'))
 CONFIG = os.path.join(ROOT, 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py')
 TINY_OPTIONS = {'model.backbone.arch.num_layers': 2, 'model.neck.hid_channels': 64}

@@ -5,8 +5,7 @@ from mmpretrain.models.utils import BEiTAttention
 
 from conmim_mm.models import ConMIMViT
 from conmim_mm.models.utils.relative_position import relative_position_bias
-
-from .helpers.tiny_models import TINY_VIT as TINY
+from tests.helpers.tiny_models import TINY_VIT as TINY
 
 
 def test_sdpa_attention_equals_mmpretrain_explicit_attention():

@@ -2,12 +2,12 @@
 
 The seg/det training configs load with the transforms that skip an unreadable image or label map,
 registered in mmseg's and mmdet's scopes. Runs through the real Runner on labelme's photos (as in
-tests/test_transfer_e2e.py, in-process and a few iterations) skip a truncated JPEG whose name is
+tests/seg_det/test_transfer_e2e.py, in-process and a few iterations) skip a truncated JPEG whose name is
 no UTF-8, a truncated label PNG and a PNG of 16000x16000 pixels, each named in the run's log
 file; tools/misc/verify_dataset.py lists the same files.
 """
 import glob
-import importlib.util
+import importlib
 import io
 import os
 import shutil
@@ -17,24 +17,16 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from .helpers.tiny_models import TINY_TRANSFER as TINY
-from .test_bad_images import huge_png
-from .test_transfer_e2e import COCO_DIR, VOC_CLASSES, ade_layout, needs_labelme  # noqa: F401
+from tests.helpers.images import huge_png
+from tests.helpers.labelme import COCO_DIR, VOC_CLASSES, needs_labelme
+from tests.helpers.paths import ROOT
+from tests.helpers.tiny_models import TINY_TRANSFER as TINY
+from tests.helpers.tools import load_tool
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', 'seg', '*.py')) +
                  glob.glob(os.path.join(ROOT, 'configs', 'det', '*.py')))
 BN = dict(type='BN', requires_grad=True)
 CUT_NAME = os.fsdecode(b'cut_\xe9')  # Latin-1 bytes, no valid UTF-8: 'cut_\udce9' in Python
-
-
-def load_tool(path):
-    """A script of tools/ as a module, to call its functions in this process."""
-    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3],
-                                                  os.path.join(ROOT, path))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 def train_in_process(cfg):
@@ -76,7 +68,7 @@ def test_every_seg_and_det_training_config_loads_with_the_skipping_transforms(pa
 
 # --------------------------------------------------------------------------- segmentation
 @pytest.fixture
-def ade_with_bad_files(ade_layout):  # noqa: F811 - the fixture imported above
+def ade_with_bad_files(ade_layout):
     """labelme's 3 photos as ADE20K, plus in training: a truncated JPEG named in Latin-1, a
     truncated label PNG, and a 16000x16000 PNG (each with a readable counterpart)."""
     images, labels = ade_layout / 'images' / 'training', ade_layout / 'annotations' / 'training'
@@ -126,6 +118,7 @@ def run_log(work_dir):
                 encoding='utf-8').read()
 
 
+@pytest.mark.slow
 @needs_labelme
 def test_segmentation_run_skips_a_cut_image_a_cut_label_and_a_huge_image(
         tmp_path, ade_with_bad_files, capfd):
@@ -153,6 +146,7 @@ def coco_with_a_cut_image(tmp_path):
     return root, str(photo)
 
 
+@pytest.mark.slow
 @needs_labelme
 def test_detection_run_skips_a_cut_image_the_coco_json_names(tmp_path, coco_with_a_cut_image):
     root, cut = coco_with_a_cut_image

@@ -5,8 +5,6 @@ import logging
 import os
 import subprocess
 import sys
-import zlib
-from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -16,8 +14,9 @@ from PIL import Image
 
 from conmim_mm.datasets import (LoadImageFromFileOrSkip, TooManyUnreadableImagesError,
                                 unreadable_reason)
+from tests.helpers.paths import ROOT
+from tests.helpers.tools import tool_fails, tool_main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(ROOT, 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py')
 
 
@@ -47,19 +46,6 @@ def write_good_images(folder):
     cv2.imwrite(os.path.join(folder, 'deep16.png'), rng.integers(0, 65535, (30, 30, 3),
                                                                  dtype=np.uint16))
     return sorted(os.path.join(folder, name) for name in os.listdir(folder))
-
-
-@lru_cache(maxsize=1)
-def huge_png(side=16000):
-    """A valid 8-bit grey PNG of side x side zeros: 249 KB, 768 MB once decoded as BGR."""
-    def chunk(kind, data):
-        return (len(data).to_bytes(4, 'big') + kind + data +
-                zlib.crc32(kind + data).to_bytes(4, 'big'))
-    packer, row = zlib.compressobj(9), bytes(side + 1)  # filter byte + pixels
-    pixels = b''.join([packer.compress(row) for _ in range(side)] + [packer.flush()])
-    header = side.to_bytes(4, 'big') * 2 + bytes([8, 0, 0, 0, 0])
-    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', pixels) +
-            chunk(b'IEND', b''))
 
 
 BAD = {  # name -> (bytes, what the reason must say)
@@ -206,6 +192,7 @@ def train(cfg, work_dir):
                           cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_training_skips_and_names_each_bad_file(tmp_path):
     bad = imagenet_folder(str(tmp_path / 'imagenet'))
     work_dir = tmp_path / 'work'
@@ -219,13 +206,14 @@ def test_training_skips_and_names_each_bad_file(tmp_path):
     assert 'unreadable of' in log and 'images loaded by dataloader worker' in log
 
 
+@pytest.mark.slow
 def test_training_stops_when_unreadable_files_exceed_the_share(tmp_path):
     imagenet_folder(str(tmp_path / 'imagenet'))
     work_dir = tmp_path / 'work'
-    proc = train(config(tmp_path, tmp_path / 'imagenet', 0.05, 20), work_dir)
-    assert proc.returncode != 0
-    assert 'TooManyUnreadableImagesError: Too many unreadable images' in proc.stderr
-    assert 'more than max_unreadable_share=0.05 allows' in proc.stderr
+    stderr = tool_fails('tools/train.py', config(tmp_path, tmp_path / 'imagenet', 0.05, 20),
+                        '--work-dir', work_dir)  # in this process
+    assert 'TooManyUnreadableImagesError: Too many unreadable images' in stderr
+    assert 'more than max_unreadable_share=0.05 allows' in stderr
     assert not os.path.exists(work_dir / 'epoch_1.pth')
 
 
@@ -236,17 +224,21 @@ def verify(cfg, *args):
 
 
 @pytest.mark.parametrize('workers', [1, 2])
-def test_verify_dataset_lists_every_unreadable_file(tmp_path, workers):
+def test_verify_dataset_lists_every_unreadable_file(tmp_path, capsys, workers):
     bad = imagenet_folder(str(tmp_path / 'imagenet'))
-    proc = verify(config(tmp_path, tmp_path / 'imagenet', 0.5, 20), '--workers', str(workers))
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    listed = dict(line.split('\t') for line in proc.stdout.splitlines())
+    with pytest.raises(SystemExit) as status:  # tools/misc/verify_dataset.py in this process
+        tool_main('tools/misc/verify_dataset.py', config(tmp_path, tmp_path / 'imagenet', 0.5, 20),
+                  '--workers', workers)
+    out, err = capsys.readouterr()
+    assert status.value.code == 1, err[-3000:]
+    listed = dict(line.split('\t') for line in out.splitlines())
     assert sorted(listed) == bad
     for path, reason in listed.items():
         assert reason.startswith(BAD[os.path.basename(path)][1])
-    assert f'{len(bad)} of {20 + 6 + len(bad)} images unreadable.' in proc.stderr
+    assert f'{len(bad)} of {20 + 6 + len(bad)} images unreadable.' in err
 
 
+@pytest.mark.slow
 def test_verify_dataset_passes_a_clean_folder_and_takes_cfg_options(tmp_path):
     imagenet_folder(str(tmp_path / 'clean'), bad=False)
     imagenet_folder(str(tmp_path / 'dirty'))

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 sys.path.insert(0, os.path.join(ROOT, 'tools', 'benchmarks'))
 import fashion_mnist as bench  # noqa: E402
 
@@ -107,6 +108,7 @@ def test_the_validation_split_is_the_tail_of_the_training_images(fashion_mnist):
             SplitFashionMNIST(data_root=fashion_mnist, **kwargs)
 
 
+@pytest.mark.slow
 def test_the_benchmark_runs_end_to_end(tmp_path, fashion_mnist):
     """The real runs (tools/train.py), as many as before: two pretrainings (ConMIM, SimMIM),
     three fine-tunings (random, ConMIM, SimMIM)."""

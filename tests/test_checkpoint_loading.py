@@ -1,10 +1,7 @@
 """mmengine training checkpoints load under torch's safe (weights_only) unpickler; the tools
 load strictly (issue 8 §4)."""
-import importlib.util
 import io
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +9,8 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
 import conmim_mm  # noqa: F401  (allow-lists what mmengine checkpoints hold)
+from tests.helpers.paths import ROOT
+from tests.helpers.tools import load_tool, tool_fails
 
 
 def roundtrip(obj):
@@ -58,7 +57,6 @@ def test_arbitrary_code_stays_refused():
 
 # --------------------------------------------------------------------------- strict evaluation
 # tools/test.py and tools/train.py's load_from stop on a checkpoint that does not fit (issue 8 §4).
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLS_CONFIG = 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'
 PRETRAIN_CONFIG = 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py'
 SMALL_TEST = ['model.backbone.arch.num_layers=2', 'test_dataloader.dataset.indices=16',
@@ -96,16 +94,14 @@ def checkpoints(tmp_path_factory):
 
 
 def run_test_tool(work_dir, checkpoint, *extra):
-    spec = importlib.util.spec_from_file_location('conmim_tool_test',
-                                                  os.path.join(ROOT, 'tools', 'test.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/test.py')
     return tool.main([os.path.join(ROOT, CLS_CONFIG), checkpoint, '--work-dir', str(work_dir),
                       *extra, '--cfg-options', *SMALL_TEST])
 
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('kind,expected', [
     ('backbone-only', ['missing: head.fc.weight, head.fc.bias', 'backbone-only']),
     ('pretraining', ['unexpected: neck.', 'pretraining checkpoint']),
@@ -121,6 +117,7 @@ def test_evaluation_stops_on_a_checkpoint_that_does_not_fit(checkpoints, tmp_pat
         assert text in message, message
 
 
+@pytest.mark.slow
 def test_evaluation_of_a_fitting_checkpoint_and_non_strict(checkpoints, tmp_path, fashion_mnist):
     metrics = run_test_tool(tmp_path / 'fits', checkpoints['fits'])
     assert 0 <= metrics['accuracy/top1'] <= 100
@@ -128,16 +125,14 @@ def test_evaluation_of_a_fitting_checkpoint_and_non_strict(checkpoints, tmp_path
     assert 'accuracy/top1' in metrics
 
 
+@pytest.mark.slow
 def test_train_load_from_is_strict(checkpoints, tmp_path, fashion_mnist):
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        [sys.executable, 'tools/train.py', CLS_CONFIG, '--work-dir', str(tmp_path),
-         '--cfg-options', 'model.backbone.arch.num_layers=2', 'model.backbone.init_cfg=None',
-         f'load_from={checkpoints["another depth"]}', 'train_cfg.max_epochs=1',
-         'train_dataloader.dataset.indices=16', 'train_dataloader.num_workers=0'],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode != 0
-    assert 'does not fit the model' in proc.stderr and 'backbone.layers.2.' in proc.stderr
+    stderr = tool_fails(  # tools/train.py in this process
+        'tools/train.py', CLS_CONFIG, '--work-dir', str(tmp_path),
+        '--cfg-options', 'model.backbone.arch.num_layers=2', 'model.backbone.init_cfg=None',
+        f'load_from={checkpoints["another depth"]}', 'train_cfg.max_epochs=1',
+        'train_dataloader.dataset.indices=16', 'train_dataloader.num_workers=0')
+    assert 'does not fit the model' in stderr and 'backbone.layers.2.' in stderr
     assert not os.path.exists(os.path.join(str(tmp_path), 'epoch_1.pth'))
 
 
@@ -187,10 +182,7 @@ def test_damaged_files_are_reported_as_damaged(tmp_path, kind, reason):
     assert str(path) in message and reason in message, message
     assert 'weights_only=False' not in message and 'not weights-only' not in message
     # through a tool: one line, no traceback
-    spec = importlib.util.spec_from_file_location(
-        'extract_backbone', os.path.join(ROOT, 'tools/model_converters/extract_backbone.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/model_converters/extract_backbone.py')
     with pytest.raises(SystemExit) as stop:
         tool.main([str(path), str(tmp_path / 'out.pth')])
     assert reason in str(stop.value.code)

@@ -9,7 +9,8 @@ import torch
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 TINY = dict(embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=64)
 
 
@@ -63,6 +64,7 @@ def test_full_conmim_loss_compiles_as_one_graph(max_iters):
         assert torch.equal(losses[0], expected[0])
 
 
+@pytest.mark.slow
 def test_train_py_compile_true_trains_and_writes_a_checkpoint(tmp_path, fashion_mnist):
     """The demo config with mmengine's switch (``compile``) through tools/train.py, at a
     few iterations. ``compile=dict(backend='aot_eager')`` runs all of torch.compile (dynamo and the

@@ -1,7 +1,5 @@
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -9,13 +7,15 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+from tests.helpers.tools import tool_fails
 
 
 def backbone_params(model):
     return sum(p.numel() for p in model.backbone.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,width,depth,millions', [
     ('conmim_vit-s', 384, 12, 21.7),
     ('conmim_vit-b', 768, 12, 85.8),
@@ -41,6 +41,7 @@ def test_vit_l_recipe_differs_where_the_paper_says():
     assert l_cfg.train_cfg.max_epochs == 1600 and b.train_cfg.max_epochs == 800
 
 
+@pytest.mark.slow
 def test_vit_b_loss_on_random_224_views(max_iters):
     cfg = Config.fromfile(os.path.join(ROOT, 'configs/pretrain/conmim_vit-b.py'))
     model = MODELS.build(cfg.model)
@@ -78,13 +79,10 @@ def test_imagenet_pretraining_drops_the_last_partial_batch(name, fashion_mnist):
 
 
 def test_missing_imagenet_gives_one_clear_message(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, 'tools/train.py', 'configs/pretrain/conmim_vit-b.py', '--work-dir',
-         str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=ROOT))
-    assert proc.returncode != 0
-    assert 'data/imagenet' in proc.stderr and 'Expected layout' in proc.stderr
-    assert 'Traceback' not in proc.stderr
+    stderr = tool_fails('tools/train.py', 'configs/pretrain/conmim_vit-b.py', '--work-dir',
+                        tmp_path)  # in this process
+    assert 'data/imagenet' in stderr and 'Expected layout' in stderr
+    assert 'Traceback' not in stderr
 
 
 def _fashion_mnist_eval_datasets(cfg):
@@ -151,7 +149,7 @@ def test_fashion_mnist_path_check_knows_the_idx_files(tmp_path, fashion_mnist):
 VIT_B_SHAPES = os.path.join(ROOT, 'tests', 'fixtures', 'vit_b_state_shapes_817aadb.json')
 
 
-@pytest.mark.skipif(os.environ.get('CONMIM_SKIP_SLOW') == '1', reason='builds 7 ViT-B models')
+@pytest.mark.slow  # builds 7 ViT-B models
 @pytest.mark.parametrize('path', sorted(json.load(open(VIT_B_SHAPES))))
 def test_vit_b_configs_build_the_models_they_built_before_the_bases(path):
     """Every ViT-B config gives the model (state-dict names and shapes) it gave at commit

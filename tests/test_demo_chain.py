@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 PYTHON = '.venv/bin/python'
 # size only: the pretraining keeps its 3 epochs (the README names epoch_3.pth)
 SHRINK_PRETRAIN = ['train_dataloader.dataset.indices=128', 'train_dataloader.num_workers=0',
@@ -75,6 +76,7 @@ def test_readme_names_the_demo_commands():
     assert finetune[-1] == f'model.backbone.init_cfg.checkpoint={extract[3]}'
 
 
+@pytest.mark.slow
 def test_demo_pretraining_teacher_fine_tunes_and_evaluates(checkout):
     pretrain = demo_sh_command()
     assert pretrain[:3] == [PYTHON, 'tools/train.py',

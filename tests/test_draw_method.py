@@ -3,7 +3,7 @@ import os
 import runpy
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
 
 
 def test_method_picture_is_drawn(tmp_path, monkeypatch):

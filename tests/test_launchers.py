@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
+pytestmark = pytest.mark.slow  # each test starts a launcher (bash, and Python behind it)
 VENV_PYTHON = os.path.join(ROOT, '.venv', 'bin', 'python')
 CONFIG = 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py'
 needs_venv = pytest.mark.skipif(not os.path.exists(VENV_PYTHON),

@@ -12,7 +12,9 @@ from torch.utils._pytree import tree_flatten
 from conmim_mm.engine.hooks import divergence_guard_hook
 from conmim_mm.engine.hooks import (DivergenceGuardHook, NonFiniteCheckpointError,
                                     TrainingDivergedError, non_finite_tensors)
-from tests.test_train_e2e import ROOT, _config_with_hooks, step_losses, train
+from tests.helpers.paths import ROOT
+from tests.helpers.runs import CONFIG, SMALL, config_with_hooks, step_losses, train_with_tool
+from tests.helpers.tools import tool_fails
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '*', '*.py')))
 TRAINING_CONFIGS = [c for c in CONFIGS
@@ -190,25 +192,25 @@ def test_every_training_config_guards_divergence_and_saves_atomically(config):
     assert hooks.checkpoint.type == 'AtomicCheckpointHook'
 
 
+@pytest.mark.slow
 def test_lr_1e3_demo_stops_non_zero_and_writes_no_non_finite_checkpoint(tmp_path, fashion_mnist):
-    proc = train(tmp_path, 'optim_wrapper.optimizer.lr=1000.0')
-    log = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    log = tool_fails('tools/train.py', CONFIG, '--work-dir', tmp_path, '--cfg-options', *SMALL,
+                     'optim_wrapper.optimizer.lr=1000.0')  # in this process
     assert 'Training diverged: the loss is nan at iteration' in log, log[-3000:]
     assert 'lower the learning rate' in log
     for path in glob.glob(str(tmp_path / '*.pth')):
         assert all_finite(path), path
 
 
+@pytest.mark.slow
 def test_non_finite_teacher_is_never_saved_and_the_good_checkpoint_is_kept(tmp_path,
                                                                            fashion_mnist):
     """A NaN in the EMA teacher at the end of epoch 2 (the losses are all finite): the save-time
     check refuses epoch 2's checkpoint, and epoch 1's (max_keep_ckpts=1) is not rotated away."""
-    config = _config_with_hooks(tmp_path, 'poisoned', "dict(type='PoisonTeacherHook', epoch=2)")
+    config = config_with_hooks(tmp_path, 'poisoned', "dict(type='PoisonTeacherHook', epoch=2)")
     work_dir = tmp_path / 'work'
-    proc = train(work_dir, 'default_hooks.checkpoint.max_keep_ckpts=1', config=config)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode != 0
+    log = tool_fails('tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *SMALL,
+                     'default_hooks.checkpoint.max_keep_ckpts=1')  # in this process
     assert 'NonFiniteCheckpointError: Refusing to save a checkpoint at iteration 12' in log, \
         log[-3000:]
     assert 'teacher.module.backbone' in log
@@ -219,14 +221,15 @@ def test_non_finite_teacher_is_never_saved_and_the_good_checkpoint_is_kept(tmp_p
     assert all_finite(work_dir / 'epoch_1.pth')
 
 
+@pytest.mark.slow
 def test_gradscaler_skipped_steps_do_not_stop_the_run(tmp_path, fashion_mnist):
     """Under fp16 dynamic loss scaling an overflow is in the scaled gradients, not in the loss:
     GradScaler skips the step and halves the scale. Simulated on the CPU with mmengine's
     AmpOptimWrapper logic and torch's CPU GradScaler starting at 2**127 (overflows at once)."""
-    config = _config_with_hooks(tmp_path, 'scaled', '')
+    config = config_with_hooks(tmp_path, 'scaled', '')
     work_dir = tmp_path / 'work'
-    proc = train(work_dir, 'optim_wrapper.type=CPUGradScalerOptimWrapper',
-                 'train_cfg.max_epochs=2', 'param_scheduler.1.end=2', config=config)
+    proc = train_with_tool(work_dir, 'optim_wrapper.type=CPUGradScalerOptimWrapper',
+                           'train_cfg.max_epochs=2', 'param_scheduler.1.end=2', config=config)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(str(work_dir / 'epoch_2.pth'), map_location='cpu')
     assert ckpt['optimizer']['loss_scaler']['scale'] < 2.0 ** 127  # steps were skipped

@@ -11,8 +11,8 @@ from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
 from conmim_mm.models.utils.relative_position import resize_bias_table
+from tests.helpers.paths import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLS_CONFIG = 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'
 TWO_LAYERS = ['model.backbone.arch.num_layers=2', 'model.backbone.init_cfg=None']
 
@@ -73,6 +73,7 @@ def run(tool, *args):
                           text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_tools_test_evaluates_a_checkpoint_of_another_grid(checkpoint_at_32px, tmp_path,
                                                            fashion_mnist):
     proc = run('tools/test.py', CLS_CONFIG, checkpoint_at_32px, '--work-dir', str(tmp_path),
@@ -85,6 +86,7 @@ def test_tools_test_evaluates_a_checkpoint_of_another_grid(checkpoint_at_32px, t
     assert f"resized {table[len('backbone.'):]}" in log
 
 
+@pytest.mark.slow
 def test_load_from_a_checkpoint_of_another_grid_trains(checkpoint_at_32px, tmp_path,
                                                        fashion_mnist):
     proc = run('tools/train.py', CLS_CONFIG, '--work-dir', str(tmp_path), '--no-validate',

@@ -4,10 +4,9 @@ from a broken ``last_checkpoint`` and one run per work dir (§4), preemption (§
 Runs go through ``Runner.from_cfg`` in this process (what ``tools/train.py`` calls), on the
 Fashion-MNIST config with a 2-layer ViT and 32 to 64 images: a second or two each.
 """
-import itertools
 import os
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -15,90 +14,25 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.runner import Runner
 
-import tests.helpers.crash_hook  # noqa: F401  (registers the crash hooks)
 from conmim_mm.engine.hooks.auto_resume import NoCheckpointToResumeError, checkpoint_to_resume
 from conmim_mm.engine.hooks.mid_epoch_resume import plan_resume
 from conmim_mm.engine.hooks.preemption import EXIT_PREEMPTED
 from conmim_mm.engine.hooks.work_dir_lock import LOCK_NAME, WorkDirLock, WorkDirLockedError
+from tests.helpers.paths import ROOT
+from tests.helpers.runs import CONFIG, copy_run, log_of, tensors, tiny_cfg, train_in_process
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py')
-RUNS = itertools.count()
-
-
-def tiny_cfg(work_dir, epochs=2, batch=16, images=64, hooks=(), **options):
-    cfg = Config.fromfile(CONFIG)
-    cfg.merge_from_dict({
-        'model.backbone.arch.num_layers': 2, 'train_dataloader.dataset.indices': images,
-        'train_dataloader.batch_size': batch, 'train_dataloader.num_workers': 0,
-        'train_cfg.max_epochs': epochs, 'param_scheduler.1.end': epochs,
-        'default_hooks.logger.interval': 1, 'log_processor.window_size': 1, **options})
-    cfg.custom_hooks = [*cfg.custom_hooks, *hooks]
-    cfg.work_dir = str(work_dir)
-    cfg.experiment_name = f'tiny_{os.getpid()}_{next(RUNS)}'  # fresh logger and message hub
-    return cfg
-
-
-def train(cfg, build=Runner.from_cfg):
-    """Train ``cfg`` in this process, as ``tools/train.py`` does (``Runner.from_cfg``)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny steps: 4x faster than 2 threads on a busy 2-core machine
-    runner = build(cfg)
-    try:
-        runner.train()
-    finally:  # as when the process ends, however it ends: the lock and signal handlers go
-        torch.set_num_threads(threads)
-        for hook in runner.hooks:
-            if hasattr(hook, 'release'):
-                hook.release()
-    return runner
-
-
-def log_of(runner):
-    with open(os.path.join(runner.log_dir, f'{runner.timestamp}.log')) as f:
-        return f.read()
-
-
-def tensors(path):
-    return torch.load(str(path), map_location='cpu')['state_dict']
-
-
-def copy_run(source, target, checkpoint):
-    """A work dir holding ``checkpoint`` of ``source``, named in its last_checkpoint."""
-    target.mkdir()
-    shutil.copy(source / checkpoint, target / checkpoint)
-    (target / 'last_checkpoint').write_text(str(target / checkpoint))
-    return target
-
-
-@pytest.fixture(scope='module')
-def uninterrupted(tmp_path_factory):
-    """2 epochs of 4 iterations (64 images, batch 16): epoch_1.pth and epoch_2.pth."""
-    work_dir = tmp_path_factory.mktemp('uninterrupted')
-    train(tiny_cfg(work_dir))
-    return work_dir
-
-
-@pytest.fixture(scope='module')
-def preempted(tmp_path_factory):
-    """The same run, sent SIGUSR1 during iteration 6 (batch 2 of epoch 2)."""
-    work_dir = tmp_path_factory.mktemp('preempted')
-    hooks = [dict(type='SignalDuringIterHook', iteration=6, signal='SIGUSR1')]
-    with pytest.raises(SystemExit) as stop:
-        train(tiny_cfg(work_dir, hooks=hooks))
-    return work_dir, stop.value.code
+slow = pytest.mark.slow  # tiny training runs in this process
 
 
 # --------------------------------------------------------------------------- §1
-def test_resume_of_an_epoch_checkpoint_at_a_larger_batch_trains_the_next_epoch(uninterrupted,
-                                                                               tmp_path):
+@slow
+def test_resume_of_an_epoch_checkpoint_at_a_larger_batch_trains_the_next_epoch(
+        tiny_reference_run, tmp_path):
     """Epoch 1 at batch 16 (4 iterations), resumed at batch 32: epoch 2 trains its 2 batches
     (it used to be taken for a mid-epoch checkpoint and skipped whole)."""
-    work_dir = copy_run(uninterrupted, tmp_path / 'work', 'epoch_1.pth')
-    runner = train(tiny_cfg(work_dir, batch=32, resume=True))
+    work_dir = copy_run(tiny_reference_run, tmp_path / 'work', 'epoch_1.pth')
+    runner = train_in_process(tiny_cfg(work_dir, batch=32, resume=True))
     assert runner.iter == 4 + 2
     assert 'skipping' not in log_of(runner)
     before, after = tensors(work_dir / 'epoch_1.pth'), tensors(work_dir / 'epoch_2.pth')
@@ -108,12 +42,13 @@ def test_resume_of_an_epoch_checkpoint_at_a_larger_batch_trains_the_next_epoch(u
                             dataset_size=64, batches_per_epoch=2)
 
 
-def test_mid_epoch_checkpoint_resumed_at_another_batch_goes_on_at_the_same_sample(preempted,
-                                                                                  tmp_path):
+@slow
+def test_mid_epoch_checkpoint_resumed_at_another_batch_goes_on_at_the_same_sample(
+        tiny_preempted_run, tmp_path):
     """Saved after 2 batches of 16 in epoch 2 (iteration 6); at batch 32 the run skips the one
     batch holding those 32 samples and trains the other one."""
-    work_dir = copy_run(preempted[0], tmp_path / 'work', 'iter_6.pth')
-    runner = train(tiny_cfg(work_dir, batch=32, resume=True))
+    work_dir = copy_run(tiny_preempted_run[0], tmp_path / 'work', 'iter_6.pth')
+    runner = train_in_process(tiny_cfg(work_dir, batch=32, resume=True))
     assert runner.iter == 6 + 1
     assert 'resumes at the same sample position: skipping 1 batches' in log_of(runner)
 
@@ -143,13 +78,14 @@ def test_resume_plan(now, expected):
 
 
 # --------------------------------------------------------------------------- §4 auto-resume
-def test_auto_resume_falls_back_to_the_newest_whole_checkpoint(uninterrupted, tmp_path):
+@slow
+def test_auto_resume_falls_back_to_the_newest_whole_checkpoint(tiny_reference_run, tmp_path):
     """last_checkpoint names a truncated epoch_2.pth: the run resumes from epoch_1.pth."""
-    work_dir = copy_run(uninterrupted, tmp_path / 'work', 'epoch_2.pth')
-    shutil.copy(uninterrupted / 'epoch_1.pth', work_dir / 'epoch_1.pth')
+    work_dir = copy_run(tiny_reference_run, tmp_path / 'work', 'epoch_2.pth')
+    shutil.copy(tiny_reference_run / 'epoch_1.pth', work_dir / 'epoch_1.pth')
     last = work_dir / 'epoch_2.pth'
     last.write_bytes(last.read_bytes()[:len(last.read_bytes()) // 2])
-    runner = train(tiny_cfg(work_dir, resume=True))
+    runner = train_in_process(tiny_cfg(work_dir, resume=True))
     assert runner.iter == 4 + 4  # epoch 2 trained again after epoch 1
     log = log_of(runner)
     assert f'the checkpoint it names, {last}, cannot be loaded: it is truncated' in log
@@ -185,10 +121,11 @@ def write_lock(work_dir, **owner):
     (work_dir / LOCK_NAME).write_text(json.dumps(record))
 
 
+@slow
 def test_second_run_in_the_same_work_dir_is_refused(tmp_path):
     write_lock(tmp_path)  # held by a live process on this host: the test's parent
     with pytest.raises(WorkDirLockedError) as err:
-        train(tiny_cfg(tmp_path, images=32))
+        train_in_process(tiny_cfg(tmp_path, images=32))
     assert f'host {socket.gethostname()}, pid {os.getppid()}' in str(err.value)
     assert not list(tmp_path.glob('*.pth'))
 
@@ -220,12 +157,13 @@ def test_stale_locks_are_detected(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- §5 preemption
-def test_preemption_signal_saves_an_exact_checkpoint_and_exits_75(preempted, uninterrupted,
-                                                                   tmp_path):
+@slow
+def test_preemption_signal_saves_an_exact_checkpoint_and_exits_75(tiny_preempted_run,
+                                                                   tiny_reference_run, tmp_path):
     """SIGUSR1 during iteration 6 (batch 2 of epoch 2): the iteration finishes, iter_6.pth is
     written and named in last_checkpoint, the run exits with 75; resumed, it ends with the
     weights of the uninterrupted run."""
-    source, status = preempted
+    source, status = tiny_preempted_run
     assert status == EXIT_PREEMPTED
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # handlers restored
     assert (source / 'last_checkpoint').read_text() == str(source / 'iter_6.pth')
@@ -237,11 +175,12 @@ def test_preemption_signal_saves_an_exact_checkpoint_and_exits_75(preempted, uni
     assert (f'Received SIGUSR1: saved {source / "iter_6.pth"} after iteration 6 (epoch 2, '
             'batch 2 of 4); stopping with exit status 75') in log
     work_dir = copy_run(source, tmp_path / 'work', 'iter_6.pth')
-    runner = train(tiny_cfg(work_dir, resume=True))
+    runner = train_in_process(tiny_cfg(work_dir, resume=True))
     assert runner.iter == 8
     assert 'skipping the 2 batches trained before the checkpoint' in log_of(runner)
     assert not (work_dir / 'iter_6.pth').exists()  # removed once epoch_2.pth was written
-    expected, got = tensors(uninterrupted / 'epoch_2.pth'), tensors(work_dir / 'epoch_2.pth')
+    expected = tensors(tiny_reference_run / 'epoch_2.pth')
+    got = tensors(work_dir / 'epoch_2.pth')
     for key in expected:
         torch.testing.assert_close(got[key], expected[key])
 

@@ -9,7 +9,6 @@ and ``tools/analysis/visualize.py``. The marker must never appear and the error 
 import functools
 import http.server
 import os
-import subprocess
 import sys
 import threading
 import types
@@ -22,8 +21,10 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 import conmim_mm  # noqa: F401  (registers the weights-only loaders)
 from conmim_mm.engine import UnsafeCheckpointError
 from conmim_mm.engine import checkpoint_loaders
+from tests.helpers.paths import ROOT
+from tests.helpers.runs import run_logs, train_in_process
+from tests.helpers.tools import load_tool, tool_fails, tool_main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLS_CONFIG = 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'
 PRETRAIN_CONFIG = os.path.join(ROOT, 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py')
 SMALL_CLS = ['model.backbone.arch.num_layers=2', 'train_cfg.max_epochs=1',
@@ -169,12 +170,7 @@ def test_weights_only_checkpoints_still_load(served, tmp_path):
 
 
 # --------------------------------------------------------------------------- the tools
-def run_tool(*args, env_extra=None):
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', **(env_extra or {}))
-    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, env=env, timeout=600)
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize('how', ['init_cfg', 'load_from', 'resume'])
 def test_train_refuses_url_checkpoints(served, tmp_path, fashion_mnist, how):
     url, marker = served
@@ -188,27 +184,17 @@ def test_train_refuses_url_checkpoints(served, tmp_path, fashion_mnist, how):
             options.append(f'load_from={url}/payload.pth')
         else:
             args = ['--resume', f'{url}/payload.pth']
-    proc = run_tool('tools/train.py', CLS_CONFIG, '--work-dir', tmp_path / 'work', *args,
-                    '--cfg-options', *options)
-    assert proc.returncode != 0
-    assert_refused(proc.stderr, marker)
+    stderr = tool_fails('tools/train.py', CLS_CONFIG, '--work-dir', tmp_path / 'work', *args,
+                        '--cfg-options', *options)  # in this process
+    assert_refused(stderr, marker)
 
 
+@pytest.mark.slow
 def test_test_tool_refuses_a_url_checkpoint(served, tmp_path, fashion_mnist):
     url, marker = served
-    proc = run_tool('tools/test.py', CLS_CONFIG, f'{url}/payload.pth', '--work-dir',
-                    tmp_path / 'work', '--cfg-options', *SMALL_CLS)
-    assert proc.returncode != 0
-    assert_refused(proc.stderr, marker)
-
-
-def load_tool(relative):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'conmim_tool_' + os.path.basename(relative)[:-3], os.path.join(ROOT, relative))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    stderr = tool_fails('tools/test.py', CLS_CONFIG, f'{url}/payload.pth', '--work-dir',
+                        tmp_path / 'work', '--cfg-options', *SMALL_CLS)  # in this process
+    assert_refused(stderr, marker)
 
 
 @pytest.mark.parametrize('tool', ['tools/model_converters/extract_backbone.py',
@@ -253,6 +239,7 @@ def test_visualize_never_executes_the_config_stored_in_a_checkpoint(tmp_path, ca
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_resume_never_executes_the_config_text_of_a_checkpoint(tmp_path, fashion_mnist):
     """mmengine's Runner.resume passes meta['config'] to Config.fromstring (it executes it)."""
     from mmengine.config import Config
@@ -267,11 +254,10 @@ def test_resume_never_executes_the_config_text_of_a_checkpoint(tmp_path, fashion
                 'meta': {'epoch': 1, 'iter': 1, 'config': f"x = open({str(marker)!r}, 'w')\n"},
                 'message_hub': MessageHub.get_instance('crafted').state_dict()}, path)
     torch.load(path, weights_only=True)  # the file itself is harmless data
-    proc = run_tool('tools/train.py', CLS_CONFIG, '--work-dir', tmp_path / 'work', '--resume',
-                    path, '--cfg-options', *SMALL_CLS, 'model.backbone.init_cfg=None')
+    tool_main('tools/train.py', CLS_CONFIG, '--work-dir', tmp_path / 'work', '--resume', path,
+              '--cfg-options', *SMALL_CLS, 'model.backbone.init_cfg=None')  # in this process
     assert not marker.exists(), 'the config text stored in the checkpoint was executed'
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'never executed' in proc.stdout + proc.stderr
+    assert 'never executed' in run_logs(tmp_path / 'work')
 
 
 # --------------------------------------------------------------------------- issue 17 §2
@@ -317,6 +303,7 @@ def test_inferencers_never_execute_the_config_text_of_a_checkpoint(tmp_path, inf
         assert 'never executed' in str(err.value) and 'model=CONFIG' in str(err.value)
 
 
+@pytest.mark.slow
 def test_runners_resume_without_executing_the_config_text_of_a_checkpoint(tmp_path,
                                                                           fashion_mnist):
     """Runner.from_cfg(cfg) with resume=True, as mmpretrain's tools/train.py calls it, then
@@ -327,7 +314,6 @@ def test_runners_resume_without_executing_the_config_text_of_a_checkpoint(tmp_pa
     from mmengine.runner import Runner
     from mmpretrain.registry import MODELS
 
-    from tests.test_reliability_resume import train
     parser = __import__('argparse').ArgumentParser()
     parser.add_argument('--o', nargs='+', action=DictAction)
     cfg = Config.fromfile(os.path.join(ROOT, CLS_CONFIG))
@@ -354,9 +340,9 @@ def test_runners_resume_without_executing_the_config_text_of_a_checkpoint(tmp_pa
         if runner_type == 'FlexibleRunner':
             run_cfg.runner_type = 'FlexibleRunner'
             run_cfg.pop('model_wrapper_cfg', None)
-            train(run_cfg, build=RUNNERS.build)
+            train_in_process(run_cfg, build=RUNNERS.build)
         else:
-            train(run_cfg, build=Runner.from_cfg)
+            train_in_process(run_cfg, build=Runner.from_cfg)
         assert not marker.exists(), f'{runner_type} executed the config text of a checkpoint'
         path = str(work_dir / f'epoch_{epochs}.pth')
         saved = torch.load(path)  # weights-only: plain data

@@ -8,7 +8,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.paths import ROOT
+
 sys.path.insert(0, os.path.join(ROOT, 'tools'))
 import train  # noqa: E402
 

@@ -5,7 +5,6 @@ classification is the README demo chain (tests/test_demo_chain.py). Each run sta
 ConMIM pretraining checkpoint whose teacher tools/model_converters/extract_backbone.py extracts."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -13,21 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from .helpers.tiny_models import TINY_TRANSFER as TINY
-from .helpers.tiny_models import save_pretraining_checkpoint
+from tests.helpers.labelme import COCO_DIR, VOC_CLASSES, needs_labelme
+from tests.helpers.paths import ROOT
+from tests.helpers.tiny_models import TINY_TRANSFER as TINY
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LABELME = '/usr/share/doc/labelme-examples/examples'
-VOC_SEG = os.path.join(LABELME, 'semantic_segmentation', 'data_dataset_voc')
-COCO_DIR = os.path.join(LABELME, 'instance_segmentation', 'data_dataset_coco')
-needs_labelme = pytest.mark.skipif(not os.path.isdir(LABELME),
-                                   reason='Debian labelme-examples is not installed')
-# VOC label -> ADE20K png value (ADE150 index + 1; 0 = "other", ignored by reduce_zero_label):
-# bottle, bus, car, chair, person, sofa. Background and the 255 boundary become 0.
-VOC_TO_ADE = {5: 99, 6: 81, 7: 21, 9: 20, 15: 13, 18: 24}
-VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
-               'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'potted plant',
-               'sheep', 'sofa', 'train', 'tv/monitor')
+pytestmark = pytest.mark.slow  # tools/train.py and tools/test.py as processes
 BN = "dict(type='BN', requires_grad=True)"
 
 
@@ -45,42 +34,15 @@ def metric(output, name):
     return float(found[-1])
 
 
-def extract_teacher(tmp_path, **kwargs):
-    src, dst = tmp_path / 'pretrain.pth', tmp_path / 'teacher.pth'
-    save_pretraining_checkpoint(src, arch=TINY, **kwargs)
-    run('tools/model_converters/extract_backbone.py', src, dst)
-    return dst
-
-
 def write_config(path, text):
     path.write_text(text)
     return path
 
 
 # --------------------------------------------------------------------------- segmentation
-@pytest.fixture
-def ade_layout(tmp_path):
-    """labelme's 3 VOC photos with pixel labels, in ADE20K's folders and label values."""
-    from PIL import Image
-    lut = np.zeros(256, np.uint8)
-    for voc, ade in VOC_TO_ADE.items():
-        lut[voc] = ade
-    root = tmp_path / 'ade'
-    names = sorted(f[:-4] for f in os.listdir(os.path.join(VOC_SEG, 'JPEGImages')))
-    for split in ('training', 'validation'):
-        for sub in ('images', 'annotations'):
-            (root / sub / split).mkdir(parents=True)
-        for name in names:
-            shutil.copy(os.path.join(VOC_SEG, 'JPEGImages', name + '.jpg'),
-                        root / 'images' / split / (name + '.jpg'))
-            label = np.array(Image.open(os.path.join(VOC_SEG, 'SegmentationClassPNG', name + '.png')))
-            Image.fromarray(lut[label]).save(root / 'annotations' / split / (name + '.png'))
-    return root
-
-
 @needs_labelme
-def test_upernet_on_labelme_photos_as_ade20k(tmp_path, ade_layout):
-    teacher = extract_teacher(tmp_path)
+def test_upernet_on_labelme_photos_as_ade20k(tmp_path, ade_layout, tiny_teacher_checkpoint):
+    teacher = tiny_teacher_checkpoint
     config = write_config(tmp_path / 'seg_tiny.py', f"""
 _base_ = ['{ROOT}/configs/seg/conmim_vit-s_upernet_ade20k.py']
 crop_size = (128, 128)
@@ -167,10 +129,9 @@ def heads(channels, width, bbox_head=''):
         mask_head=dict(in_channels={channels}, conv_out_channels={channels}, num_classes=20))"""
 
 
-def train_and_test_on_labelme_coco(tmp_path, config, checkpoint):
-    """tools/train.py from the extracted teacher, then tools/test.py on the last checkpoint;
+def train_and_test_on_labelme_coco(tmp_path, config, checkpoint, teacher):
+    """tools/train.py from the extracted ``teacher``, then tools/test.py on the last checkpoint;
     returns the training log, bbox and segm mAP and the checkpoint's state dict."""
-    teacher = extract_teacher(tmp_path)
     work = tmp_path / 'work'
     out = run('tools/train.py', config, '--work-dir', work, '--cfg-options',
               f'model.backbone.init_cfg.checkpoint={teacher}')
@@ -183,7 +144,7 @@ def train_and_test_on_labelme_coco(tmp_path, config, checkpoint):
 
 
 @needs_labelme
-def test_mask_rcnn_on_labelme_coco_json(tmp_path):
+def test_mask_rcnn_on_labelme_coco_json(tmp_path, tiny_teacher_checkpoint):
     config = write_config(tmp_path / 'det_tiny.py', labelme_coco_config(
         'conmim_vit-s_mask-rcnn-1x_coco.py',
         model=f"""dict(
@@ -210,7 +171,8 @@ def test_mask_rcnn_on_labelme_coco_json(tmp_path):
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
                    dict(type='MultiStepLR', begin=0, end=2, by_epoch=True, milestones=[1])]
 train_cfg = dict(max_epochs=2, val_interval=2)"""))
-    out, bbox, segm, state = train_and_test_on_labelme_coco(tmp_path, config, 'epoch_2.pth')
+    out, bbox, segm, state = train_and_test_on_labelme_coco(tmp_path, config, 'epoch_2.pth',
+                                                         tiny_teacher_checkpoint)
     losses = [float(v) for v in re.findall(r'\bloss: ([\d.]+)', out)]
     assert len(losses) == 6 and all(np.isfinite(losses))
     print(f'labelme COCO after 6 iterations: bbox mAP {bbox:.3f}, segm mAP {segm:.3f}')
@@ -218,7 +180,7 @@ train_cfg = dict(max_epochs=2, val_interval=2)"""))
 
 
 @needs_labelme
-def test_vitdet_mask_rcnn_on_labelme_coco_json(tmp_path):
+def test_vitdet_mask_rcnn_on_labelme_coco_json(tmp_path, tiny_teacher_checkpoint):
     """The ViTDet recipe at 224x224 instead of 1024x1024: windows of 6 tokens in a 14x14 grid
     (padded to 18x18), global attention in blocks 1 and 3, LSJ crops, SimpleFPN and the LN heads,
     fewer proposals and sampled RoIs; the pretrained 14x14 table is resized to the windows on
@@ -257,7 +219,8 @@ param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin
                    dict(type='MultiStepLR', begin=0, end=3, by_epoch=False, milestones=[2])]
 train_cfg = dict(max_iters=3, val_interval=3)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=3))"""))
-    out, bbox, segm, state = train_and_test_on_labelme_coco(tmp_path, config, 'iter_3.pth')
+    out, bbox, segm, state = train_and_test_on_labelme_coco(tmp_path, config, 'iter_3.pth',
+                                                         tiny_teacher_checkpoint)
     assert 'resized layers.0.attn.relative_position_bias_table' in out  # 14x14 -> 6x6 window
     assert 'resized layers.1.' not in out  # global block: the 14x14 grid of 224x224
     losses = [float(v) for v in re.findall(r'\bloss: ([\d.]+)', out)]

@@ -9,11 +9,10 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from conmim_mm.models.utils.relative_position import resize_bias_table
+from tests.helpers.paths import ROOT
+from tests.helpers.tiny_models import TINY_TRANSFER as TINY
+from tests.helpers.tiny_models import save_pretraining_checkpoint
 
-from .helpers.tiny_models import TINY_TRANSFER as TINY
-from .helpers.tiny_models import save_pretraining_checkpoint
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {
     'cls': 'configs/cls/conmim_vit-b_ft_in1k.py',
     'seg': 'configs/seg/conmim_vit-b_upernet_ade20k.py',
@@ -50,9 +49,8 @@ def load_config(kind, checkpoint, prefix='backbone.', config=None):
 
 
 # --------------------------------------------------------------------------- ViT-B acceptance
-# Full-size ViT-B models (about 2 minutes on a 2-core CPU); CONMIM_SKIP_SLOW=1 skips them.
-acceptance = pytest.mark.skipif(os.environ.get('CONMIM_SKIP_SLOW') == '1',
-                                reason='ViT-B acceptance checks skipped (CONMIM_SKIP_SLOW=1)')
+# Full-size ViT-B models (about 2 minutes on a 2-core CPU): pytest -m "not slow" skips them.
+acceptance = pytest.mark.slow
 
 
 @pytest.fixture(scope='module')
@@ -156,20 +154,14 @@ def test_vit_b_checkpoint_loads_whole_into_vitdet_and_runs_at_1024(vit_b_checkpo
 
 
 # --------------------------------------------------------------------------- three libraries
-@pytest.fixture(scope='module')
-def tiny_checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp('tiny') / 'pretrain.pth'
-    save_pretraining_checkpoint(path, arch=TINY)
-    return path
-
-
-def test_identical_features_in_mmpretrain_mmseg_and_mmdet(tiny_checkpoint):
+def test_identical_features_in_mmpretrain_mmseg_and_mmdet(tiny_pretraining_checkpoint):
     """The same 224x224 image through each library's data preprocessor and backbone."""
     gen = torch.Generator().manual_seed(1)
     image = torch.randint(0, 256, (3, 224, 224), dtype=torch.uint8, generator=gen)
     inputs, features = {}, {}
     for kind in ('cls', 'seg', 'det'):
-        cfg = load_config(kind, tiny_checkpoint, prefix='teacher.module.backbone.')
+        cfg = load_config(kind, tiny_pretraining_checkpoint[0],
+                          prefix='teacher.module.backbone.')
         cfg.model.backbone.update(arch=TINY, img_size=224, out_type='featmap',
                                   out_indices=(0, 1, 2, 3))
         if kind == 'seg':

@@ -1,7 +1,6 @@
 """Transfer pieces on their own: checkpoint tools, strict pretrained loading, layer-wise lr decay,
 and the conversion of timm/official BEiT-layout weights (identical logits)."""
 import copy
-import importlib.util
 import os
 import subprocess
 import sys
@@ -12,19 +11,12 @@ from mmpretrain.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
 from conmim_mm.models.utils.pretrained import PretrainedMismatchError
 from conmim_mm.models.utils.relative_position import resize_bias_table
+from tests.helpers.paths import ROOT
+from tests.helpers.tiny_models import TINY_TRANSFER as TINY
+from tests.helpers.tools import load_tool
 
-from .helpers.tiny_models import TINY_TRANSFER as TINY
-from .helpers.tiny_models import save_pretraining_checkpoint
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_tool(name):
-    path = os.path.join(ROOT, 'tools', 'model_converters', name + '.py')
-    spec = importlib.util.spec_from_file_location('conmim_tool_' + name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+EXTRACT = 'tools/model_converters/extract_backbone.py'
+CONVERT = 'tools/model_converters/beit_to_conmim.py'
 
 
 def downstream_backbone(checkpoint, prefix='backbone.', arch=TINY, **kwargs):
@@ -36,26 +28,11 @@ def downstream_backbone(checkpoint, prefix='backbone.', arch=TINY, **kwargs):
     return MODELS.build(cfg)
 
 
-@pytest.fixture(scope='module')
-def tiny_pretrained(tmp_path_factory):
-    path = tmp_path_factory.mktemp('pretrain') / 'pretrain.pth'
-    model = save_pretraining_checkpoint(path, arch=TINY)
-    return path, model
-
-
-@pytest.fixture(scope='module')
-def tiny_teacher(tiny_pretrained, tmp_path_factory):
-    src, _ = tiny_pretrained
-    dst = tmp_path_factory.mktemp('teacher') / 'teacher.pth'
-    load_tool('extract_backbone').main([str(src), str(dst)])
-    return dst
-
-
 # --------------------------------------------------------------------------- extraction tool
-def test_extract_takes_the_teacher_by_default_and_the_student_on_request(tiny_pretrained,
-                                                                         tiny_teacher, tmp_path):
-    src, model = tiny_pretrained
-    teacher = torch.load(str(tiny_teacher), weights_only=True)
+def test_extract_takes_the_teacher_by_default_and_the_student_on_request(
+        tiny_pretraining_checkpoint, tiny_teacher_checkpoint, tmp_path):
+    src, model = tiny_pretraining_checkpoint
+    teacher = torch.load(str(tiny_teacher_checkpoint), weights_only=True)
     assert teacher['meta']['branch'] == 'teacher'
     expected = model.teacher.module.backbone.state_dict()
     assert set(teacher['state_dict']) == {'backbone.' + k for k in expected}
@@ -63,7 +40,7 @@ def test_extract_takes_the_teacher_by_default_and_the_student_on_request(tiny_pr
         assert torch.equal(teacher['state_dict']['backbone.' + key], value), key
 
     student_file = tmp_path / 'student.pth'
-    load_tool('extract_backbone').main([str(src), str(student_file), '--student'])
+    load_tool(EXTRACT).main([str(src), str(student_file), '--student'])
     student = torch.load(str(student_file), weights_only=True)['state_dict']
     for key, value in model.backbone.state_dict().items():
         assert torch.equal(student['backbone.' + key], value), key
@@ -71,15 +48,16 @@ def test_extract_takes_the_teacher_by_default_and_the_student_on_request(tiny_pr
                            teacher['state_dict']['backbone.layers.0.attn.qkv.weight'])
 
 
-def test_extract_refuses_a_file_without_teacher(tiny_teacher, tmp_path):
+def test_extract_refuses_a_file_without_teacher(tiny_teacher_checkpoint, tmp_path):
     with pytest.raises(SystemExit, match='--student'):
-        load_tool('extract_backbone').main([str(tiny_teacher), str(tmp_path / 'x.pth')])
+        load_tool(EXTRACT).main([str(tiny_teacher_checkpoint), str(tmp_path / 'x.pth')])
 
 
 # --------------------------------------------------------------------------- strict loading
-def test_loading_expands_the_shared_table_and_keeps_features(tiny_pretrained, tiny_teacher):
-    _, model = tiny_pretrained
-    backbone = downstream_backbone(tiny_teacher)
+def test_loading_expands_the_shared_table_and_keeps_features(tiny_pretraining_checkpoint,
+                                                             tiny_teacher_checkpoint):
+    _, model = tiny_pretraining_checkpoint
+    backbone = downstream_backbone(tiny_teacher_checkpoint)
     backbone.init_weights()
     teacher = model.teacher.module.backbone
     shared = teacher.rel_pos_bias.relative_position_bias_table
@@ -95,26 +73,26 @@ def test_loading_expands_the_shared_table_and_keeps_features(tiny_pretrained, ti
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
-def test_loading_resizes_tables_for_another_image_size(tiny_teacher):
-    backbone = downstream_backbone(tiny_teacher, img_size=320)
+def test_loading_resizes_tables_for_another_image_size(tiny_teacher_checkpoint):
+    backbone = downstream_backbone(tiny_teacher_checkpoint, img_size=320)
     backbone.init_weights()
-    shared = torch.load(str(tiny_teacher), weights_only=True)['state_dict'][
+    shared = torch.load(str(tiny_teacher_checkpoint), weights_only=True)['state_dict'][
         'backbone.rel_pos_bias.relative_position_bias_table']
     expected = resize_bias_table(shared, (14, 14), (20, 20))
     assert backbone.layers[2].attn.relative_position_bias_table.shape == (39 * 39 + 3, 2)
     torch.testing.assert_close(backbone.layers[2].attn.relative_position_bias_table, expected)
 
 
-def test_raw_pretraining_checkpoint_loads_with_the_teacher_prefix(tiny_pretrained):
-    src, model = tiny_pretrained
+def test_raw_pretraining_checkpoint_loads_with_the_teacher_prefix(tiny_pretraining_checkpoint):
+    src, model = tiny_pretraining_checkpoint
     backbone = downstream_backbone(src, prefix='teacher.module.backbone.')
     backbone.init_weights()
     assert torch.equal(backbone.patch_embed.projection.weight,
                        model.teacher.module.backbone.patch_embed.projection.weight)
 
 
-def test_wrong_key_layout_fails_loudly_with_the_missing_keys(tiny_teacher, tmp_path):
-    state = torch.load(str(tiny_teacher), weights_only=True)['state_dict']
+def test_wrong_key_layout_fails_loudly_with_the_missing_keys(tiny_teacher_checkpoint, tmp_path):
+    state = torch.load(str(tiny_teacher_checkpoint), weights_only=True)['state_dict']
     renamed = {k.replace('backbone.layers.', 'backbone.blocks.'): v for k, v in state.items()}
     bad = tmp_path / 'renamed.pth'
     torch.save({'state_dict': renamed}, str(bad))
@@ -122,16 +100,16 @@ def test_wrong_key_layout_fails_loudly_with_the_missing_keys(tiny_teacher, tmp_p
         downstream_backbone(bad).init_weights()
 
 
-def test_wrong_prefix_names_the_prefixes_found(tiny_pretrained):
-    src, _ = tiny_pretrained
+def test_wrong_prefix_names_the_prefixes_found(tiny_pretraining_checkpoint):
+    src, _ = tiny_pretraining_checkpoint
     with pytest.raises(PretrainedMismatchError, match=r"teacher\.module\.backbone\."):
         downstream_backbone(src, prefix='student.').init_weights()
 
 
-def test_other_arch_fails_with_the_shapes(tiny_teacher):
+def test_other_arch_fails_with_the_shapes(tiny_teacher_checkpoint):
     other = dict(TINY, embed_dims=96, feedforward_channels=192)
     with pytest.raises(PretrainedMismatchError, match='arch'):
-        downstream_backbone(tiny_teacher, arch=other).init_weights()
+        downstream_backbone(tiny_teacher_checkpoint, arch=other).init_weights()
 
 
 def test_missing_checkpoint_path_says_how_to_pass_it():
@@ -189,6 +167,7 @@ def test_layer_decay_errors_are_clear():
         build_optimizer(tiny_classifier(), decay_rate=0.9, num_layers=12)
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_plain_import_does_not_load_the_seg_and_det_glue():
     # (mmpretrain itself imports mmdet when it is installed; mmseg must stay out)
     code = ('import sys, conmim_mm; bad = [m for m in ("mmseg", "conmim_mm.seg", "conmim_mm.det") '
@@ -211,7 +190,7 @@ def test_timm_beit_converts_to_identical_logits(tmp_path, pool):
             p.add_(torch.randn_like(p) * 0.05)
     src, dst = tmp_path / 'timm.pth', tmp_path / 'converted.pth'
     torch.save(beit.state_dict(), str(src))
-    load_tool('beit_to_conmim').main([str(src), str(dst)])
+    load_tool(CONVERT).main([str(src), str(dst)])
 
     arch = dict(embed_dims=64, num_layers=2, num_heads=2, feedforward_channels=128)
     model = MODELS.build(dict(
@@ -241,7 +220,7 @@ def test_official_checkpoint_file_with_its_args_namespace_converts(tmp_path):
     src, dst = tmp_path / 'checkpoint-799.pth', tmp_path / 'converted.pth'
     torch.save({'model': beit.state_dict(), 'epoch': 799,
                 'args': argparse.Namespace(model='beit_base_patch16_224', lr=5e-4)}, str(src))
-    load_tool('beit_to_conmim').main([str(src), str(dst)])
+    load_tool(CONVERT).main([str(src), str(dst)])
     converted = torch.load(str(dst), weights_only=True)['state_dict']
     assert 'backbone.layers.0.attn.qkv.weight' in converted
 
@@ -251,4 +230,4 @@ def test_conversion_rejects_foreign_keys(tmp_path):
     torch.save({'model': {'blocks.0.attn.qkv.weight': torch.zeros(6, 2),
                           'blocks.0.attn.qkv.bias': torch.zeros(6)}}, str(src))
     with pytest.raises(SystemExit, match='qkv bias'):
-        load_tool('beit_to_conmim').main([str(src), str(tmp_path / 'out.pth')])
+        load_tool(CONVERT).main([str(src), str(tmp_path / 'out.pth')])

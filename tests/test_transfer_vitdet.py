@@ -12,11 +12,10 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from conmim_mm.models.utils.relative_position import resize_bias_table
+from tests.helpers.paths import ROOT
+from tests.helpers.tiny_models import TINY_TRANSFER as TINY
+from tests.helpers.tiny_models import save_pretraining_checkpoint
 
-from .helpers.tiny_models import TINY_TRANSFER as TINY
-from .helpers.tiny_models import save_pretraining_checkpoint
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ONE_BLOCK = dict(TINY, num_layers=1)
 
 
