@@ -80,10 +80,3 @@ def tiny_teacher_checkpoint(tiny_pretraining_checkpoint, tmp_path_factory):
     dst = tmp_path_factory.mktemp('tiny_teacher_checkpoint') / 'teacher.pth'
     tool_main('tools/model_converters/extract_backbone.py', src, dst)
     return dst
-
-
-@pytest.fixture
-def ade_layout(tmp_path):
-    """labelme's 3 VOC photos as an ADE20K data root, ``tmp_path/ade`` (tests add files)."""
-    from tests.helpers.labelme import write_ade_layout
-    return write_ade_layout(tmp_path / 'ade')

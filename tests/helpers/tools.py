@@ -1,9 +1,9 @@
-"""The scripts under tools/, run in this process (no interpreter start-up) or as a process."""
+"""The scripts under tools/, run in this process: no interpreter start-up (>= 9 s each)."""
 import importlib.util
 import os
 import signal
-import subprocess
 import sys
+import time
 import traceback
 
 import torch
@@ -20,6 +20,17 @@ def load_tool(relative):
     return module
 
 
+_last_end = [0.0]
+
+
+def _not_in_the_second_of_the_last_run():
+    """mmengine names a run's logger and message hub after the second it starts in: two
+    Runners of one config started in the same second would share them (and one log file)."""
+    now = time.time()
+    if int(now) == int(_last_end[0]):
+        time.sleep(1.0 - now % 1.0)
+
+
 def tool_main(relative, *argv):
     """``python <relative> argv...`` in this process: the script's ``main()`` with ``argv`` as
     its command line; returns what ``main`` returns, and lets ``SystemExit`` (a refusal) and
@@ -31,10 +42,12 @@ def tool_main(relative, *argv):
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
     threads, cwd = torch.get_num_threads(), os.getcwd()
     sys.argv = [relative, *map(str, argv)]
-    os.chdir(ROOT)  # where run_tool starts the process
+    os.chdir(ROOT)  # where the tests start tools as processes
+    _not_in_the_second_of_the_last_run()
     try:
         return tool.main()
     finally:
+        _last_end[0] = time.time()
         os.chdir(cwd)
         sys.argv = argv_before
         os.environ.clear()
@@ -55,11 +68,3 @@ def tool_fails(relative, *argv):
     except Exception as err:  # the process would end with status 1 and this traceback
         return ''.join(traceback.format_exception(err))
     raise AssertionError(f'{relative} {" ".join(map(str, argv))} did not fail')
-
-
-def run_tool(*args, env_extra=None, timeout=600):
-    """``python args...`` as a process in the checkout (one interpreter start-up, >= 9 s);
-    for what only a real process shows: the command line as written, exit statuses, kills."""
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1', **(env_extra or {}))
-    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, env=env, timeout=timeout)

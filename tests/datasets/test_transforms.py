@@ -23,7 +23,7 @@ def test_block_masking_counts_on_any_grid(img_size, patch_size, ratio, expected)
         assert mask.shape == (img_size // patch_size, ) * 2
         counts.append(mask.sum())
     # The official generator reaches the count or stops a few patches short when no block
-    # adds any more (tests/test_mask_generator.py measures how often).
+    # adds any more (tests/datasets/test_mask_generator.py measures how often).
     assert max(counts) == expected and min(counts) >= 0.8 * expected
 
 

@@ -1,8 +1,9 @@
 """The downstream configs end to end on real images, through tools/train.py, tools/test.py, the
 real Runners and the libraries' metrics: labelme's VOC photos laid out as ADE20K (IoUMetric,
 slide inference) and labelme's COCO json with polygons (CocoMetric bbox + segm); Fashion-MNIST
-classification is the README demo chain (tests/test_demo_chain.py). Each run starts from a tiny
-ConMIM pretraining checkpoint whose teacher tools/model_converters/extract_backbone.py extracts."""
+classification is the README demo chain (tests/tools/test_demo_chain.py). Each run starts from
+the teacher of a tiny ConMIM pretraining checkpoint, extracted once per session by
+tools/model_converters/extract_backbone.py (the ``tiny_teacher_checkpoint`` fixture)."""
 import os
 import re
 import subprocess

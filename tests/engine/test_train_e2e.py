@@ -8,10 +8,11 @@ import torch
 
 from tests.helpers.crash_hook import SimulatedCrash
 from tests.helpers.paths import ROOT
-from tests.helpers.runs import (CONFIG, config_with_hooks, small_cfg, step_losses,
-                                train_in_process, train_with_tool)
+from tests.helpers.runs import (CONFIG, SMALL, config_with_hooks, run_logs, small_cfg,
+                                step_losses, train_in_process, train_with_tool)
+from tests.helpers.tools import tool_main
 
-pytestmark = pytest.mark.slow  # each test starts tools/train.py (>= 9 s before any work)
+pytestmark = pytest.mark.slow  # tools/train.py runs, as processes where the point is the process
 
 
 def test_runner_trains_and_writes_a_checkpoint(pretrain_reference_run):
@@ -72,13 +73,12 @@ def test_resume_with_views_built_on_the_device_continues_exactly(tmp_path, fashi
     epoch 2: the workers' draws of the teacher perturbations follow EpochSeedHook's seeds."""
     config = tmp_path / 'device_views.py'
     config.write_text(DEVICE_VIEWS.format(config=os.path.join(ROOT, CONFIG)))
-    two_epochs = ['train_cfg.max_epochs=2', 'param_scheduler.1.end=2']
-    whole = train_with_tool(tmp_path / 'whole', *two_epochs, config=config)
-    assert whole.returncode == 0, whole.stderr[-3000:]
-    assert 'ConMIMDataPreprocessor' in whole.stdout + whole.stderr
-    resumed = train_with_tool(tmp_path / 'resumed', *two_epochs, config=config,
-                    args=['--resume', str(tmp_path / 'whole' / 'epoch_1.pth')])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    options = ['--cfg-options', *SMALL, 'train_cfg.max_epochs=2', 'param_scheduler.1.end=2']
+    # both runs through tools/train.py in this process (the same threads: the same sums)
+    tool_main('tools/train.py', config, '--work-dir', tmp_path / 'whole', *options)
+    assert 'ConMIMDataPreprocessor' in run_logs(tmp_path / 'whole')
+    tool_main('tools/train.py', config, '--work-dir', tmp_path / 'resumed',
+              '--resume', tmp_path / 'whole' / 'epoch_1.pth', *options)
     expected, got = step_losses(tmp_path / 'whole'), step_losses(tmp_path / 'resumed')
     assert sorted(expected) == list(range(1, 13)) and sorted(got) == list(range(7, 13))
     for step in range(7, 13):

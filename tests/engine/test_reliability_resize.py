@@ -2,8 +2,6 @@
 --resume and tools/test.py (mmpretrain's BEiTViT hook needs SciPy's removed interp2d)."""
 import copy
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,6 +10,8 @@ from mmpretrain.registry import MODELS
 
 from conmim_mm.models.utils.relative_position import resize_bias_table
 from tests.helpers.paths import ROOT
+from tests.helpers.runs import run_logs
+from tests.helpers.tools import tool_main
 
 CLS_CONFIG = 'configs/cls/conmim_vit-t-p4_ft_fashion-mnist.py'
 TWO_LAYERS = ['model.backbone.arch.num_layers=2', 'model.backbone.init_cfg=None']
@@ -67,20 +67,15 @@ def test_state_dict_of_another_grid_loads_strictly_with_resized_tables(per_layer
     assert torch.equal(model.state_dict()[index_key], own_index)
 
 
-def run(tool, *args):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, tool, *args], cwd=ROOT, capture_output=True,
-                          text=True, env=env, timeout=600)
-
-
 @pytest.mark.slow
 def test_tools_test_evaluates_a_checkpoint_of_another_grid(checkpoint_at_32px, tmp_path,
-                                                           fashion_mnist):
-    proc = run('tools/test.py', CLS_CONFIG, checkpoint_at_32px, '--work-dir', str(tmp_path),
-               '--cfg-options', *TWO_LAYERS, 'test_dataloader.dataset.indices=64',
-               'test_dataloader.batch_size=64', 'test_dataloader.num_workers=0')
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
+                                                           fashion_mnist, capsys):
+    metrics = tool_main(  # in this process: what it prints, and the run's log file
+        'tools/test.py', CLS_CONFIG, checkpoint_at_32px, '--work-dir', str(tmp_path),
+        '--cfg-options', *TWO_LAYERS, 'test_dataloader.dataset.indices=64',
+        'test_dataloader.batch_size=64', 'test_dataloader.num_workers=0')
+    log = ''.join(capsys.readouterr()) + run_logs(tmp_path)
+    assert 'accuracy/top1' in metrics
     assert 'interp2d' not in log and 'accuracy/top1' in log
     table = table_key(torch.load(checkpoint_at_32px, map_location='cpu')['state_dict'])
     assert f"resized {table[len('backbone.'):]}" in log
@@ -88,14 +83,13 @@ def test_tools_test_evaluates_a_checkpoint_of_another_grid(checkpoint_at_32px, t
 
 @pytest.mark.slow
 def test_load_from_a_checkpoint_of_another_grid_trains(checkpoint_at_32px, tmp_path,
-                                                       fashion_mnist):
-    proc = run('tools/train.py', CLS_CONFIG, '--work-dir', str(tmp_path), '--no-validate',
-               '--cfg-options', *TWO_LAYERS, f'load_from={checkpoint_at_32px}',
-               'train_dataloader.dataset.indices=32', 'train_dataloader.batch_size=32',
-               'train_dataloader.num_workers=0', 'train_cfg.max_epochs=2',
-               'param_scheduler.0.end=1',
-               'param_scheduler.1.begin=1', 'param_scheduler.1.end=2')
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
+                                                       fashion_mnist, capsys):
+    tool_main(  # in this process: what it prints, and the run's log file
+        'tools/train.py', CLS_CONFIG, '--work-dir', str(tmp_path), '--no-validate',
+        '--cfg-options', *TWO_LAYERS, f'load_from={checkpoint_at_32px}',
+        'train_dataloader.dataset.indices=32', 'train_dataloader.batch_size=32',
+        'train_dataloader.num_workers=0', 'train_cfg.max_epochs=2', 'param_scheduler.0.end=1',
+        'param_scheduler.1.begin=1', 'param_scheduler.1.end=2')
+    log = ''.join(capsys.readouterr()) + run_logs(tmp_path)
     assert 'Load checkpoint from' in log and 'interp2d' not in log
     assert os.path.isfile(tmp_path / 'epoch_2.pth')
