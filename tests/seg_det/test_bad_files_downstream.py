@@ -13,7 +13,6 @@ import os
 import shutil
 import sys
 
-import numpy as np
 import pytest
 from mmengine.config import Config
 

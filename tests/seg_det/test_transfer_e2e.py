@@ -16,8 +16,9 @@ import torch
 from tests.helpers.labelme import COCO_DIR, VOC_CLASSES, needs_labelme
 from tests.helpers.paths import ROOT
 from tests.helpers.tiny_models import TINY_TRANSFER as TINY
+from tests.helpers.tools import tool_main
 
-pytestmark = pytest.mark.slow  # tools/train.py and tools/test.py as processes
+pytestmark = pytest.mark.slow  # tools/train.py runs as processes
 BN = "dict(type='BN', requires_grad=True)"
 
 
@@ -131,14 +132,15 @@ def heads(channels, width, bbox_head=''):
 
 
 def train_and_test_on_labelme_coco(tmp_path, config, checkpoint, teacher):
-    """tools/train.py from the extracted ``teacher``, then tools/test.py on the last checkpoint;
-    returns the training log, bbox and segm mAP and the checkpoint's state dict."""
+    """tools/train.py from the extracted ``teacher``, then tools/test.py on the last checkpoint
+    (in this process: the segmentation test runs it as a process); returns the training log,
+    bbox and segm mAP and the checkpoint's state dict."""
     work = tmp_path / 'work'
     out = run('tools/train.py', config, '--work-dir', work, '--cfg-options',
               f'model.backbone.init_cfg.checkpoint={teacher}')
     assert 'Loaded' in out
-    tested = run('tools/test.py', config, work / checkpoint, '--work-dir', tmp_path / 'test')
-    bbox, segm = metric(tested, 'coco/bbox_mAP'), metric(tested, 'coco/segm_mAP')
+    tested = tool_main('tools/test.py', config, work / checkpoint, '--work-dir', tmp_path / 'test')
+    bbox, segm = tested['coco/bbox_mAP'], tested['coco/segm_mAP']
     assert 0 <= bbox <= 1 and 0 <= segm <= 1
     ckpt = torch.load(str(work / checkpoint), map_location='cpu', weights_only=True)
     return out, bbox, segm, ckpt['state_dict']
