@@ -14,6 +14,7 @@ from PIL import Image
 
 from conmim_mm.datasets import (LoadImageFromFileOrSkip, TooManyUnreadableImagesError,
                                 unreadable_reason)
+from tests.helpers.images import huge_png
 from tests.helpers.paths import ROOT
 from tests.helpers.tools import tool_fails, tool_main
 

@@ -16,6 +16,7 @@ def load_tool(relative):
     name = 'conmim_tool_' + os.path.splitext(os.path.basename(relative))[0]
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, relative))
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import does: its functions pickle (worker pools)
     spec.loader.exec_module(module)
     return module
 
