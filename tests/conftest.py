@@ -9,6 +9,17 @@ sys.path.insert(0, ROOT)
 import conmim_mm  # noqa: E402,F401  (registers the modules)
 
 
+@pytest.fixture(autouse=True)
+def default_scope_of_the_test_alone():
+    """mmengine's default scope is process-wide: a test that builds an mmseg or mmdet Runner or
+    inferencer leaves 'mmseg' or 'mmdet' current, and later tests' mmpretrain builds miss. Each
+    test gets back the scopes it started with (as DefaultScope.overwrite_default_scope does)."""
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict = saved
+
+
 @pytest.fixture
 def max_iters():
     """Give CosineEMA's schedule a length outside a Runner."""
