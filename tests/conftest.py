@@ -9,6 +9,17 @@ sys.path.insert(0, ROOT)
 import conmim_mm  # noqa: E402,F401  (registers the modules)
 
 
+@pytest.fixture(autouse=True)
+def default_scope_of_the_test_alone():
+    """mmengine's default scope is process-wide: a test that builds an mmseg or mmdet Runner or
+    inferencer leaves 'mmseg' or 'mmdet' current, and later tests' mmpretrain builds miss. Each
+    test gets back the scopes it started with (as DefaultScope.overwrite_default_scope does)."""
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict = saved
+
+
 @pytest.fixture
 def max_iters():
     """Give CosineEMA's schedule a length outside a Runner."""
@@ -23,3 +34,60 @@ def max_iters():
 def fashion_mnist():
     from conmim_mm.datasets import prepare_fashion_mnist
     return prepare_fashion_mnist(os.path.join(ROOT, 'data', 'fashion_mnist'))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiny runs and checkpoints that several tests read: each is made once per session. They are
+# shared, so a test that changes files copies what it needs into its own tmp_path first
+# (tests.helpers.runs.copy_run).
+@pytest.fixture(scope='session')
+def pretrain_reference_run(tmp_path_factory, fashion_mnist):
+    """The demo config at SMALL size through ``python tools/train.py``, uninterrupted: 3 epochs
+    of 6 iterations, epoch_{1,2,3}.pth; the losses the resume tests must meet again."""
+    from tests.helpers.runs import train_with_tool
+    work_dir = tmp_path_factory.mktemp('pretrain_reference_run')
+    proc = train_with_tool(work_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work_dir
+
+
+@pytest.fixture(scope='session')
+def tiny_reference_run(tmp_path_factory, fashion_mnist):
+    """``tiny_cfg`` (2 layers, 2 epochs of 4 iterations: 64 images, batch 16) through
+    ``Runner.from_cfg`` in this process: epoch_1.pth and epoch_2.pth."""
+    from tests.helpers.runs import tiny_cfg, train_in_process
+    work_dir = tmp_path_factory.mktemp('tiny_reference_run')
+    train_in_process(tiny_cfg(work_dir))
+    return work_dir
+
+
+@pytest.fixture(scope='session')
+def tiny_preempted_run(tmp_path_factory, fashion_mnist):
+    """The same run, sent SIGUSR1 during iteration 6 (batch 2 of epoch 2): (work dir, the exit
+    status it stopped with)."""
+    from tests.helpers.runs import tiny_cfg, train_in_process
+    work_dir = tmp_path_factory.mktemp('tiny_preempted_run')
+    hooks = [dict(type='SignalDuringIterHook', iteration=6, signal='SIGUSR1')]
+    with pytest.raises(SystemExit) as stop:
+        train_in_process(tiny_cfg(work_dir, hooks=hooks))
+    return work_dir, stop.value.code
+
+
+@pytest.fixture(scope='session')
+def tiny_pretraining_checkpoint(tmp_path_factory):
+    """(path, model): a pretraining checkpoint of the TINY_TRANSFER architecture (student,
+    teacher moved away from it, projectors), as training saves it."""
+    from tests.helpers.tiny_models import TINY_TRANSFER, save_pretraining_checkpoint
+    path = tmp_path_factory.mktemp('tiny_pretraining_checkpoint') / 'pretrain.pth'
+    model = save_pretraining_checkpoint(path, arch=TINY_TRANSFER)
+    return path, model
+
+
+@pytest.fixture(scope='session')
+def tiny_teacher_checkpoint(tiny_pretraining_checkpoint, tmp_path_factory):
+    """Its teacher, extracted by tools/model_converters/extract_backbone.py (in this process)."""
+    from tests.helpers.tools import tool_main
+    src, _ = tiny_pretraining_checkpoint
+    dst = tmp_path_factory.mktemp('tiny_teacher_checkpoint') / 'teacher.pth'
+    tool_main('tools/model_converters/extract_backbone.py', src, dst)
+    return dst

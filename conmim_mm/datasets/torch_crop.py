@@ -13,7 +13,7 @@ class TorchRandomResizedCrop(RandomResizedCrop):
     torch's uint8 antialiased bicubic kernel follows Pillow's (Keys a=-0.5, support widened by
     the downscale factor, fixed-point weights): on 224² crops of 500x375 photos it differs from
     ``backend='pillow'`` by at most 2 grey levels, on about 3 % of the values
-    (tests/test_photometric_views.py), and costs about a third of Pillow's time on one core
+    (tests/models/test_photometric_views.py), and costs about a third of Pillow's time on one core
     (tools/analysis/benchmark_data.py). Only ``'bilinear'`` and ``'bicubic'`` are supported.
     """
 

@@ -6,7 +6,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .paths import ROOT
 
 # 2 blocks, 32 wide, 4 heads: unit tests of the backbone and the algorithm.
 TINY_VIT = dict(embed_dims=32, num_layers=2, num_heads=4, feedforward_channels=64)

@@ -110,7 +110,7 @@ class ConMIM(BaseSelfSupervisor):
         """Student and teacher encodings and the InfoNCE: (loss, masked-patch accuracy).
 
         Pure tensor code with shapes fixed by the inputs: it compiles as one graph
-        (``torch.compile(fullgraph=True)``, tests/test_compile.py) and never waits for the
+        (``torch.compile(fullgraph=True)``, tests/engine/test_compile.py) and never waits for the
         device (except with ``project_masked_only``).
         """
         if self.project_masked_only:

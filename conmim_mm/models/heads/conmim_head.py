@@ -22,7 +22,7 @@ class ConMIMHead(BaseModule):
     (static shape) instead of being selected by ``logits[mask]``, whose size only the device
     knows, and the other rows carry the label ``IGNORE_INDEX``. ``F.cross_entropy`` then sums
     the masked rows in the same order as before and divides by their number, so the loss and
-    its gradients are bit-identical to the boolean-mask selection (tests/test_head.py).
+    its gradients are bit-identical to the boolean-mask selection (tests/models/test_head.py).
 
     Args:
         temperature (float): Softmax temperature tau. Defaults to 0.1 (the paper's value).

@@ -6,7 +6,7 @@ The official ConMIM code perturbs a PIL image: torchvision's ``ColorJitter`` (Pi
 these on a batch of float images that hold whole numbers in [0, 255] (RGB, NCHW), with the
 same rounding after every op as Pillow's 8-bit images and the same float32 / float64
 arithmetic where it decides a rounding, so the result is the official one
-(tests/test_photometric_views.py: equal on its images, and on the RGB cube for hue).
+(tests/models/test_photometric_views.py: equal on its images, and on the RGB cube for hue).
 
 Every factor is a per-sample tensor of shape (N, ): a batch mixes samples with different
 parameters and the ops never look at the values on the host (no synchronisation, no
@@ -170,7 +170,7 @@ def gaussian_blur(images: Tensor, sigma: Tensor, max_sigma: float = 2.,
     """Pillow's ``ImageFilter.GaussianBlur(radius=sigma)``: ``passes`` extended box blurs
     along rows, then along columns, each rounded to 8 bits, in exact integer arithmetic
     (float64: the fixed-point sums exceed float32's exact range). A true Gaussian kernel
-    differs from it by up to 6 levels at sigma in [0.3, 1] (tests/test_photometric_views.py).
+    differs from it by up to 6 levels at sigma in [0.3, 1] (tests/models/test_photometric_views.py).
 
     ``max_sigma`` sizes the kernel (5 taps up to 2) without reading ``sigma`` (N, ) on the
     host; a larger sigma would lose its outer taps (``ConMIMDataPreprocessor`` checks it).
