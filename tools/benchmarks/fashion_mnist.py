@@ -437,15 +437,18 @@ def finetune(args, arm, work_dir, options, stage):
     return accs[-1]
 
 
-def build_model(args, arm, checkpoint=None, seed=0):
+def build_model(args, arm, checkpoint=None, seed=0, overrides=None):
     """The pretraining model of an arm with its weights (random: the ConMIM model at its
-    initialisation for ``seed``); the frozen stage reads its unpooled tokens."""
+    initialisation for ``seed``), built with the run's ``overrides`` (a sweep point or the
+    selection: the projector width changes the model); the frozen stage reads its unpooled
+    tokens."""
     import conmim_mm  # noqa: F401
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
     from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
-    cfg = pretrain_config(args, 'conmim' if arm == 'random' else arm)
+    cfg = pretrain_config(args, 'conmim' if arm == 'random' else arm,
+                          None if arm == 'random' else overrides)
     if arm == 'simmim':  # tokens, not the decoder's feature map: same weights
         cfg.model.backbone.out_type = 'raw'
     torch.manual_seed(seed)
@@ -456,10 +459,10 @@ def build_model(args, arm, checkpoint=None, seed=0):
     return model.to(args.device).eval(), cfg
 
 
-def pretrain_config(args, arm):
+def pretrain_config(args, arm, overrides=None):
     """The pretraining config of an arm with the overrides; its model takes the config's
     data_preprocessor (normalisation) as the Runner would give it."""
-    cfg = load_config(CONFIGS[arm], pretrain_options(args, arm))
+    cfg = load_config(CONFIGS[arm], pretrain_options(args, arm, extra=overrides))
     cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     return cfg
 
@@ -475,11 +478,11 @@ def split_loader(args, cfg, split, images):
     return Runner.build_dataloader(dict(cfg.eval_loader, batch_size=1000, dataset=dataset))
 
 
-def frozen_scores(args, arm, checkpoint, seed, query_split, stage, run):
+def frozen_scores(args, arm, checkpoint, seed, query_split, stage, run, overrides=None):
     """kNN and linear-probe top-1 of an arm's frozen encoder: bank = training split, queries =
     ``query_split`` ('val' in sweeps, 'test' in final runs)."""
     from conmim_mm.evaluation import extract_features, knn_top1, linear_probe, make_encoder
-    model, cfg = build_model(args, arm, checkpoint, seed)
+    model, cfg = build_model(args, arm, checkpoint, seed, overrides)
     # the ConMIM recipe transfers the teacher; random = the student at its initialisation
     encode = make_encoder(model, 'teacher' if arm == 'conmim' else 'student', 'cls+mean')
     feats = {}
@@ -593,7 +596,7 @@ def stage_sweep(args):
             return done[tag]
         options = pretrain_options(args, arm, seed=seed, extra=overrides)
         ckpt = pretrain(args, arm, work_dir, options, 'sweep')
-        res = frozen_scores(args, arm, ckpt, seed, 'val', 'sweep', work_dir)
+        res = frozen_scores(args, arm, ckpt, seed, 'val', 'sweep', work_dir, overrides)
         done[tag] = dict(arm=arm, overrides=overrides, checkpoint=ckpt, run=work_dir,
                          knn=res['knn_mean'], linear=res['linear_mean'],
                          monitor=monitor_curve(work_dir, arm))
@@ -726,7 +729,8 @@ def stage_frozen(args):
             start = time.time()
             ckpt = None if arm == 'random' else final_pretrain(args, budget, seed, arm,
                                                                selection)
-            results[arm] = frozen_scores(args, arm, ckpt, seed, 'test', 'frozen', path)
+            results[arm] = frozen_scores(args, arm, ckpt, seed, 'test', 'frozen', path,
+                                         selection['pretrain'].get(arm))
             update_json(path, arm, results[arm])
             record_time(args, f'{budget}/seed{seed}/frozen_{arm}', time.time() - start)
             print(f'[frozen] {budget} seed {seed} {arm}: {results[arm]}', flush=True)
