@@ -833,13 +833,22 @@ def collect_arms(args, budget):
     return arms
 
 
-def paired_gains(arms, metric='finetune_top1'):
-    """{arm: [per seed: arm - random]} for the pretrained arms: the random arm of the same
-    seed shares the fine-tuning recipe, its seed and its data order."""
-    random = arms.get('random', {}).get(metric, [])
-    return {arm: [a - r for a, r in zip(row[metric], random)]
-            for arm, row in arms.items() if arm != 'random' and row[metric] and random
-            and len(row[metric]) == len(random)}
+def paired_gains(args, budget):
+    """{arm: [per seed: fine-tune top-1 - random's]} for the pretrained arms, over the seeds
+    both have: the random arm of the same seed shares the fine-tuning recipe, its seed and its
+    data order (a seed missing in either arm is left out, never paired with another seed)."""
+    gains = {}
+    for seed in args.seeds:
+        random = load_json(osp.join(final_dir(args, run_budget(args, budget, 'random'), seed),
+                                    'finetune.json'), {}).get('random')
+        for arm in PRETRAINED:
+            if arm not in args.arms or random is None:
+                continue
+            tuned = load_json(osp.join(final_dir(args, run_budget(args, budget, arm), seed),
+                                       'finetune.json'), {}).get(arm)
+            if tuned is not None:
+                gains.setdefault(arm, []).append(tuned['top1'] - random['top1'])
+    return gains
 
 
 def epoch_ranking(args, budget):
@@ -884,7 +893,7 @@ def stage_report(args):
                            for arm in PRETRAINED if arm in args.arms}
     results = dict(arms=budgets[primary], budget=budget, selection=selection,
                    budgets=budgets, seeds=args.seeds, epochs=epochs,
-                   finetune_gain_over_random={b: paired_gains(a) for b, a in budgets.items()},
+                   finetune_gain_over_random={b: paired_gains(args, b) for b in budgets},
                    splits=dict(train=train_images(args), val=args.val_images, test=TEST_IMAGES),
                    timings=timings, curves=loss_curves(args),
                    args={k: v for k, v in vars(args).items() if k != 'sweep_axes'})
@@ -923,7 +932,7 @@ def report_markdown(args, budgets, selection, epochs, budget):
             ep = '-' if arm == 'random' else budget.get(name, {}).get(arm, {}).get('epochs', '-')
             lines.append(f'| {LABELS[arm]} | {ep} | '
                          + ' | '.join(fmt(row[m]) for m, _ in METRICS) + ' |')
-        gains = paired_gains(arms)
+        gains = paired_gains(args, name)
         if gains:
             lines += ['', 'Fine-tune top-1 minus random init, paired by seed (same recipe, seed '
                       'and data order): ' + '; '.join(f'{LABELS[arm]} {fmt(g)}'
