@@ -156,7 +156,8 @@ class Recorder:
         self.runs = []
         self.frozen = []
 
-    def frozen_scores(self, args, arm, checkpoint, seed, query_split, stage, run):
+    def frozen_scores(self, args, arm, checkpoint, seed, query_split, stage, run,
+                      overrides=None):
         bench.record_read(args, stage, run, dict(split='train'))
         bench.record_read(args, stage, run, dict(split=query_split))
         self.frozen.append(dict(arm=arm, split=query_split, stage=stage, seed=seed))
@@ -334,6 +335,25 @@ def test_parallel_sweeps_share_their_points(tmp_path, fashion_mnist, monkeypatch
     assert [r['options']['optim_wrapper.optimizer.lr'] for r in recorder.runs] == ['5e-4']
     selection = json.load(open(tmp_path / 'bench' / 'selection.json'))
     assert selection['grid'][0]['knn'] == [60.0, 99.0] and selection['grid'][0]['chosen'] == '2e-3'
+
+
+def test_frozen_evaluation_builds_the_model_of_the_point(tmp_path, fashion_mnist):
+    """A sweep point or selection that changes the architecture (the projector width) is
+    evaluated with that architecture: the strict load of its checkpoint fits."""
+    import torch
+    args = bench.parse_args(['--work-dir', str(tmp_path), '--data-root', fashion_mnist, *TINY])
+    point = {'model.neck.hid_channels': '32'}
+    model, _ = bench.build_model(args, 'random', seed=0)  # TINY's --proj-hid 64
+    cfg = bench.pretrain_config(args, 'conmim', point)
+    assert cfg.model.neck.hid_channels == 32 and model.neck.fc1.weight.shape[0] == 64
+    from mmpretrain.registry import MODELS
+    narrow = MODELS.build(cfg.model)
+    ckpt = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict=narrow.state_dict()), ckpt)
+    with pytest.raises(RuntimeError, match='size mismatch'):
+        bench.build_model(args, 'conmim', str(ckpt))
+    loaded, _ = bench.build_model(args, 'conmim', str(ckpt), overrides=point)
+    torch.testing.assert_close(loaded.neck.fc1.weight, narrow.neck.fc1.weight)
 
 
 @pytest.mark.parametrize('arm', ['conmim', 'simmim'])

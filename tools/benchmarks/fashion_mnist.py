@@ -436,15 +436,18 @@ def finetune(args, arm, work_dir, options, stage):
     return accs[-1]
 
 
-def build_model(args, arm, checkpoint=None, seed=0):
+def build_model(args, arm, checkpoint=None, seed=0, overrides=None):
     """The pretraining model of an arm with its weights (random: the ConMIM model at its
-    initialisation for ``seed``); the frozen stage reads its unpooled tokens."""
+    initialisation for ``seed``), built with the run's ``overrides`` (a sweep point or the
+    selection: the projector width changes the model); the frozen stage reads its unpooled
+    tokens."""
     import conmim_mm  # noqa: F401
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
     from mmpretrain.registry import MODELS
     init_default_scope('mmpretrain')
-    cfg = pretrain_config(args, 'conmim' if arm == 'random' else arm)
+    cfg = pretrain_config(args, 'conmim' if arm == 'random' else arm,
+                          None if arm == 'random' else overrides)
     if arm == 'simmim':  # tokens, not the decoder's feature map: same weights
         cfg.model.backbone.out_type = 'raw'
     torch.manual_seed(seed)
@@ -455,10 +458,10 @@ def build_model(args, arm, checkpoint=None, seed=0):
     return model.to(args.device).eval(), cfg
 
 
-def pretrain_config(args, arm):
+def pretrain_config(args, arm, overrides=None):
     """The pretraining config of an arm with the overrides; its model takes the config's
     data_preprocessor (normalisation) as the Runner would give it."""
-    cfg = load_config(CONFIGS[arm], pretrain_options(args, arm))
+    cfg = load_config(CONFIGS[arm], pretrain_options(args, arm, extra=overrides))
     cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     return cfg
 
@@ -474,11 +477,11 @@ def split_loader(args, cfg, split, images):
     return Runner.build_dataloader(dict(cfg.eval_loader, batch_size=1000, dataset=dataset))
 
 
-def frozen_scores(args, arm, checkpoint, seed, query_split, stage, run):
+def frozen_scores(args, arm, checkpoint, seed, query_split, stage, run, overrides=None):
     """kNN and linear-probe top-1 of an arm's frozen encoder: bank = training split, queries =
     ``query_split`` ('val' in sweeps, 'test' in final runs)."""
     from conmim_mm.evaluation import extract_features, knn_top1, linear_probe, make_encoder
-    model, cfg = build_model(args, arm, checkpoint, seed)
+    model, cfg = build_model(args, arm, checkpoint, seed, overrides)
     # the ConMIM recipe transfers the teacher; random = the student at its initialisation
     encode = make_encoder(model, 'teacher' if arm == 'conmim' else 'student', 'cls+mean')
     feats = {}
@@ -592,7 +595,7 @@ def stage_sweep(args):
             return done[tag]
         options = pretrain_options(args, arm, seed=seed, extra=overrides)
         ckpt = pretrain(args, arm, work_dir, options, 'sweep')
-        res = frozen_scores(args, arm, ckpt, seed, 'val', 'sweep', work_dir)
+        res = frozen_scores(args, arm, ckpt, seed, 'val', 'sweep', work_dir, overrides)
         done[tag] = dict(arm=arm, overrides=overrides, checkpoint=ckpt, run=work_dir,
                          knn=res['knn_mean'], linear=res['linear_mean'],
                          monitor=monitor_curve(work_dir, arm))
@@ -725,7 +728,8 @@ def stage_frozen(args):
             start = time.time()
             ckpt = None if arm == 'random' else final_pretrain(args, budget, seed, arm,
                                                                selection)
-            results[arm] = frozen_scores(args, arm, ckpt, seed, 'test', 'frozen', path)
+            results[arm] = frozen_scores(args, arm, ckpt, seed, 'test', 'frozen', path,
+                                         selection['pretrain'].get(arm))
             update_json(path, arm, results[arm])
             record_time(args, f'{budget}/seed{seed}/frozen_{arm}', time.time() - start)
             print(f'[frozen] {budget} seed {seed} {arm}: {results[arm]}', flush=True)
@@ -828,13 +832,22 @@ def collect_arms(args, budget):
     return arms
 
 
-def paired_gains(arms, metric='finetune_top1'):
-    """{arm: [per seed: arm - random]} for the pretrained arms: the random arm of the same
-    seed shares the fine-tuning recipe, its seed and its data order."""
-    random = arms.get('random', {}).get(metric, [])
-    return {arm: [a - r for a, r in zip(row[metric], random)]
-            for arm, row in arms.items() if arm != 'random' and row[metric] and random
-            and len(row[metric]) == len(random)}
+def paired_gains(args, budget):
+    """{arm: [per seed: fine-tune top-1 - random's]} for the pretrained arms, over the seeds
+    both have: the random arm of the same seed shares the fine-tuning recipe, its seed and its
+    data order (a seed missing in either arm is left out, never paired with another seed)."""
+    gains = {}
+    for seed in args.seeds:
+        random = load_json(osp.join(final_dir(args, run_budget(args, budget, 'random'), seed),
+                                    'finetune.json'), {}).get('random')
+        for arm in PRETRAINED:
+            if arm not in args.arms or random is None:
+                continue
+            tuned = load_json(osp.join(final_dir(args, run_budget(args, budget, arm), seed),
+                                       'finetune.json'), {}).get(arm)
+            if tuned is not None:
+                gains.setdefault(arm, []).append(tuned['top1'] - random['top1'])
+    return gains
 
 
 def epoch_ranking(args, budget):
@@ -879,7 +892,7 @@ def stage_report(args):
                            for arm in PRETRAINED if arm in args.arms}
     results = dict(arms=budgets[primary], budget=budget, selection=selection,
                    budgets=budgets, seeds=args.seeds, epochs=epochs,
-                   finetune_gain_over_random={b: paired_gains(a) for b, a in budgets.items()},
+                   finetune_gain_over_random={b: paired_gains(args, b) for b in budgets},
                    splits=dict(train=train_images(args), val=args.val_images, test=TEST_IMAGES),
                    timings=timings, curves=loss_curves(args),
                    args={k: v for k, v in vars(args).items() if k != 'sweep_axes'})
@@ -918,7 +931,7 @@ def report_markdown(args, budgets, selection, epochs, budget):
             ep = '-' if arm == 'random' else budget.get(name, {}).get(arm, {}).get('epochs', '-')
             lines.append(f'| {LABELS[arm]} | {ep} | '
                          + ' | '.join(fmt(row[m]) for m, _ in METRICS) + ' |')
-        gains = paired_gains(arms)
+        gains = paired_gains(args, name)
         if gains:
             lines += ['', 'Fine-tune top-1 minus random init, paired by seed (same recipe, seed '
                       'and data order): ' + '; '.join(f'{LABELS[arm]} {fmt(g)}'
