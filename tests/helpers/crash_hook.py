@@ -45,32 +45,38 @@ def _after_bytes(fraction: float, action):
     LocalBackend.put = put
 
 
+class _FailDuringSaveHook(Hook):
+    """Calls ``fail(path)`` half-way through writing the checkpoint of ``epoch``."""
+    priority = 'VERY_HIGH'
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @staticmethod
+    def fail(path: str) -> None:
+        raise NotImplementedError
+
+    def before_save_checkpoint(self, runner, checkpoint) -> None:
+        if runner.epoch + 1 == self.epoch:
+            _after_bytes(0.5, self.fail)
+
+
 @HOOKS.register_module()
-class KillDuringSaveHook(Hook):
+class KillDuringSaveHook(_FailDuringSaveHook):
     """SIGKILL this process half-way through writing the checkpoint of ``epoch``."""
-    priority = 'VERY_HIGH'
 
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def before_save_checkpoint(self, runner, checkpoint) -> None:
-        if runner.epoch + 1 == self.epoch:
-            _after_bytes(0.5, lambda path: os.kill(os.getpid(), signal.SIGKILL))
+    @staticmethod
+    def fail(path: str) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @HOOKS.register_module()
-class FullDiskDuringSaveHook(Hook):
+class FullDiskDuringSaveHook(_FailDuringSaveHook):
     """The disk fills up half-way through writing the checkpoint of ``epoch`` (ENOSPC)."""
-    priority = 'VERY_HIGH'
 
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def before_save_checkpoint(self, runner, checkpoint) -> None:
-        if runner.epoch + 1 == self.epoch:
-            def full(path):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
-            _after_bytes(0.5, full)
+    @staticmethod
+    def fail(path: str) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
 
 @HOOKS.register_module()

@@ -94,11 +94,18 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=6))
 
 
 # --------------------------------------------------------------------------- detection
-def labelme_coco_config(base, model, train_pipeline, test_pipeline, schedule, batch_size=1):
+def labelme_coco_config(base, model, train_pipeline, test_scale, schedule, batch_size=1):
     """A detection config of ``base`` on labelme's COCO json (3 photos with polygons, VOC
     classes), trained (``batch_size`` images per step) and evaluated (CocoMetric, bbox + segm) on
-    it; ``model``, ``train_pipeline``, ``test_pipeline`` and ``schedule`` are config text."""
+    it at ``test_scale``; ``model``, ``train_pipeline`` and ``schedule`` are config text."""
     data_root = COCO_DIR + '/'
+    test_pipeline = f"""[
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale={test_scale!r}, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]"""
     return f"""
 _base_ = ['{ROOT}/configs/det/{base}']
 model = {model}
@@ -163,13 +170,7 @@ def test_mask_rcnn_on_labelme_coco_json(tmp_path, tiny_teacher_checkpoint):
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]""",
-        test_pipeline="""[
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(480, 320), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]""",
+        test_scale=(480, 320),
         schedule="""
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
                    dict(type='MultiStepLR', begin=0, end=2, by_epoch=True, milestones=[1])]
@@ -210,13 +211,7 @@ def test_vitdet_mask_rcnn_on_labelme_coco_json(tmp_path, tiny_teacher_checkpoint
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]""",
-        test_pipeline="""[
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(224, 224), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=False),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]""",
+        test_scale=(224, 224),
         batch_size=2, schedule="""
 param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
                    dict(type='MultiStepLR', begin=0, end=3, by_epoch=False, milestones=[2])]

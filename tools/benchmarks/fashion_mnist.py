@@ -714,45 +714,42 @@ def stage_pretrain(args):
                 final_pretrain(args, budget, seed, arm, selection)
 
 
-def stage_frozen(args):
-    selection = load_selection(args)
+def final_runs_to_do(args, stage, selection):
+    """(budget, seed, arm, pretrained checkpoint, results path) of each final run of a stage
+    that has no result yet (all with ``--force``); an arm whose budget equals another's is
+    skipped: the same runs as under the iteration budget."""
     for budget, seed in final_budgets(args):
-        path = osp.join(final_dir(args, budget, seed), 'frozen.json')
-        results = load_json(path, {})
+        path = osp.join(final_dir(args, budget, seed), f'{stage}.json')
+        done = load_json(path, {})
         for arm in args.arms:
-            if arm in results and not args.force:
-                print(f'[frozen] {budget} seed {seed} {arm}: done {results[arm]}')
+            if arm in done and not args.force:
+                print(f'[{stage}] {budget} seed {seed} {arm}: done {done[arm]}')
                 continue
             if run_budget(args, budget, arm) != budget:
-                continue  # the same runs as under the iteration budget
-            start = time.time()
+                continue
             ckpt = None if arm == 'random' else final_pretrain(args, budget, seed, arm,
                                                                selection)
-            results[arm] = frozen_scores(args, arm, ckpt, seed, 'test', 'frozen', path,
-                                         selection['pretrain'].get(arm))
-            update_json(path, arm, results[arm])
-            record_time(args, f'{budget}/seed{seed}/frozen_{arm}', time.time() - start)
-            print(f'[frozen] {budget} seed {seed} {arm}: {results[arm]}', flush=True)
+            yield budget, seed, arm, ckpt, path
+
+
+def stage_frozen(args):
+    selection = load_selection(args)
+    for budget, seed, arm, ckpt, path in final_runs_to_do(args, 'frozen', selection):
+        start = time.time()
+        scores = frozen_scores(args, arm, ckpt, seed, 'test', 'frozen', path,
+                               selection['pretrain'].get(arm))
+        update_json(path, arm, scores)
+        record_time(args, f'{budget}/seed{seed}/frozen_{arm}', time.time() - start)
+        print(f'[frozen] {budget} seed {seed} {arm}: {scores}', flush=True)
 
 
 def stage_finetune(args):
     selection = load_selection(args)
-    for budget, seed in final_budgets(args):
-        path = osp.join(final_dir(args, budget, seed), 'finetune.json')
-        results = load_json(path, {})
-        for arm in args.arms:
-            if arm in results and not args.force:
-                print(f'[finetune] {budget} seed {seed} {arm}: done {results[arm]}')
-                continue
-            if run_budget(args, budget, arm) != budget:
-                continue  # the same runs as under the iteration budget
-            ckpt = None if arm == 'random' else final_pretrain(args, budget, seed, arm,
-                                                               selection)
-            options = finetune_options(args, arm, ckpt, seed, 'test',
-                                       selection['finetune'].get(arm))
-            work_dir = osp.join(final_dir(args, budget, seed), f'finetune_{arm}')
-            results[arm] = dict(top1=finetune(args, arm, work_dir, options, 'finetune'))
-            update_json(path, arm, results[arm])
+    for budget, seed, arm, ckpt, path in final_runs_to_do(args, 'finetune', selection):
+        options = finetune_options(args, arm, ckpt, seed, 'test',
+                                   selection['finetune'].get(arm))
+        work_dir = osp.join(final_dir(args, budget, seed), f'finetune_{arm}')
+        update_json(path, arm, dict(top1=finetune(args, arm, work_dir, options, 'finetune')))
 
 
 def seconds_per_iter(work_dir):
