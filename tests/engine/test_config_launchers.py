@@ -12,7 +12,8 @@ import mmpretrain
 import pytest
 from mmengine.config import Config
 
-from tests.test_train_e2e import CONFIG, ROOT, step_losses
+from tests.helpers.paths import ROOT
+from tests.helpers.runs import CONFIG, step_losses
 
 # 32 images at batch 16, 2 epochs: 4 iterations of a 2-layer ViT, every loss logged
 TINY = ['train_dataloader.dataset.indices=32', 'train_dataloader.batch_size=16',
