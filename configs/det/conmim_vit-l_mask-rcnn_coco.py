@@ -1,7 +1,7 @@
-# Mask R-CNN + FPN, 3x schedule, with a ConMIM ViT-L/16 (1024 wide, 24 blocks): the ViT-B recipe of
-# conmim_vit-b_mask-rcnn_coco.py (BEiT-style protocol) with this width, features of blocks
-# 8/12/16/24 and layer decay 0.85 for twice the depth (this package's choice; ConMIM published no
-# ViT-L COCO recipe).
+# Mask R-CNN + FPN, 3x schedule, with a ConMIM ViT-L/16 (1024 wide, 24 blocks): the ViT-B
+# recipe of conmim_vit-b_mask-rcnn_coco.py (BEiT-style protocol, not the paper's MIMDet) with
+# this width, features of blocks 8/12/16/24 and layer decay 0.85 for twice the depth (this
+# package's choice; ConMIM published no ViT-L COCO recipe).
 _base_ = ['./conmim_vit-b_mask-rcnn_coco.py', '../_base_/models/vit-l-p16.py']
 
 embed_dims = _base_.vit_l_p16_embed_dims
