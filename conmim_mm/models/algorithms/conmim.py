@@ -18,6 +18,16 @@ def identical_patches(images: torch.Tensor, patch_size: int) -> torch.Tensor:
     return torch.cdist(patches, patches, compute_mode='donot_use_mm_for_euclid_dist') == 0
 
 
+# Arguments that earlier versions took, and why they went.
+REMOVED_ARGUMENTS = dict(
+    teacher_ema='the teacher is always FusedCosineEMA (momentum from `base_momentum` and '
+    '`end_momentum`). To compare another averaged-model class, replace `model.teacher` after '
+    'building the model, as tools/analysis/benchmark_pretrain.py does for its stock side.',
+    project_masked_only='the student projector sees every token, as in the paper. Projecting '
+    'the masked tokens only (BatchNorm statistics of those tokens alone) lowered the validation '
+    'kNN and linear probe under the small-scale protocol (docs/results.md, Ablations).')
+
+
 @MODELS.register_module()
 class ConMIM(BaseSelfSupervisor):
     """ConMIM pretraining.
@@ -41,12 +51,6 @@ class ConMIM(BaseSelfSupervisor):
             convention): 0.004 means a teacher coefficient of 0.996. Defaults to 0.004.
         end_momentum (float): Weight of the student at the last iteration; 0 means a teacher
             coefficient of 1.0. The weight follows a cosine over all training iterations.
-        project_masked_only (bool): Opt-in speed-up. The student projector then sees only the
-            masked tokens, the only ones the loss reads (about 60 % fewer student-projector
-            FLOPs at 75 of 196 masked). Caveat: its BatchNorm statistics are then computed over
-            the masked tokens only, not over all tokens and [CLS] as in the paper, so the
-            training maths changes (docs/results.md has the ablation), and the step waits once
-            for the device to learn how many tokens are masked. Defaults to False.
         exclude_identical_negatives (bool): Not in the paper. Teacher patches whose pixels are
             identical to the masked patch's own (in the student view) are no negatives of it:
             the InfoNCE no longer asks the student to tell apart patches that only their
@@ -65,24 +69,19 @@ class ConMIM(BaseSelfSupervisor):
                  head: dict,
                  base_momentum: float = 0.004,
                  end_momentum: float = 0.,
-                 project_masked_only: bool = False,
                  exclude_identical_negatives: bool = False,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None,
                  **removed) -> None:
-        if 'teacher_ema' in removed:
-            raise TypeError(
-                'ConMIM no longer takes `teacher_ema`: the teacher is always FusedCosineEMA '
-                '(momentum from `base_momentum` and `end_momentum`). To compare another '
-                'averaged-model class, replace `model.teacher` after building the model, as '
-                'tools/analysis/benchmark_pretrain.py does for its stock side.')
+        for name in removed:
+            if name in REMOVED_ARGUMENTS:
+                raise TypeError(f'ConMIM no longer takes `{name}`: {REMOVED_ARGUMENTS[name]}')
         if removed:
             raise TypeError(f'ConMIM got unexpected arguments {sorted(removed)}.')
         super().__init__(backbone=backbone, neck=neck, head=head,
                          data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.teacher = FusedCosineEMA(self._student(), momentum=base_momentum,
                                       end_momentum=end_momentum, keep_buffers=True)
-        self.project_masked_only = project_masked_only
         self.exclude_identical_negatives = exclude_identical_negatives
 
     def _student(self) -> nn.ModuleDict:
@@ -98,25 +97,15 @@ class ConMIM(BaseSelfSupervisor):
         projected = neck((tokens.reshape(B * N, D), ))[0]
         return projected.view(B, N, -1)[:, 1:]
 
-    def _encode_masked_only(self, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Student tokens (B, L, C) where only the masked rows are projected (others zero)."""
-        tokens = self.backbone(images, mask)[0][:, 1:]  # (B, L, D)
-        projected = self.neck((tokens[mask], ))[0]  # (M, C): M is read from the device
-        return projected.new_zeros(*mask.shape, projected.shape[-1]).masked_scatter(
-            mask.unsqueeze(-1), projected)
-
     def contrastive_loss(self, student_view: torch.Tensor, teacher_view: torch.Tensor,
                          mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Student and teacher encodings and the InfoNCE: (loss, masked-patch accuracy).
 
         Pure tensor code with shapes fixed by the inputs: it compiles as one graph
         (``torch.compile(fullgraph=True)``, tests/engine/test_compile.py) and never waits for the
-        device (except with ``project_masked_only``).
+        device.
         """
-        if self.project_masked_only:
-            pred = self._encode_masked_only(student_view, mask)
-        else:
-            pred = self._encode(self.backbone, self.neck, student_view, mask)
+        pred = self._encode(self.backbone, self.neck, student_view, mask)
         with torch.no_grad():
             teacher = self.teacher.module
             target = self._encode(teacher['backbone'], teacher['neck'], teacher_view)
