@@ -34,9 +34,11 @@ model = dict(
 # One unreadable image is skipped (named in the log) instead of ending a days-long run.
 train_pipeline = [dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01),
                   *_base_.train_pipeline[1:]]
-train_dataloader = dict(batch_size=128, collate_fn=dict(type='default_collate'),
-                        dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(batch_size=128)
+# What mmpretrain's tools/train.py would add, stated, so that every launcher loads the same way.
+loader_settings = dict(persistent_workers=True, pin_memory=True,
+                       collate_fn=dict(type='default_collate'))
+train_dataloader = dict(batch_size=128, **loader_settings, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(batch_size=128, **loader_settings)
 test_dataloader = val_dataloader
 
 # (no gradient clipping: the official command passes no --clip_grad, default None)

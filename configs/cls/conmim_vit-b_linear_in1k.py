@@ -34,10 +34,13 @@ model = dict(
 # One unreadable image is skipped (named in the log) instead of ending a days-long run.
 train_pipeline = [dict(type='LoadImageFromFileOrSkip', max_unreadable_share=0.01),
                   *_base_.train_pipeline[1:]]
-train_dataloader = dict(batch_size=2048, drop_last=True, collate_fn=dict(type='default_collate'),
+# What mmpretrain's tools/train.py would add, stated, so that every launcher loads the same way.
+loader_settings = dict(persistent_workers=True, pin_memory=True,
+                       collate_fn=dict(type='default_collate'))
+train_dataloader = dict(batch_size=2048, drop_last=True, **loader_settings,
                         dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(drop_last=False)
-test_dataloader = dict(drop_last=False)
+val_dataloader = dict(drop_last=False, **loader_settings)
+test_dataloader = val_dataloader
 
 optim_wrapper = dict(
     _delete_=True,

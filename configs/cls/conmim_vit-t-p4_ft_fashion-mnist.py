@@ -34,11 +34,8 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackInputs'),
 ]
-train_dataloader = dict(
-    batch_size=64, num_workers=1, persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(_base_.train_set, pipeline=train_pipeline))
+train_dataloader = dict(_base_.pretrain_loader,  # batch 64, shuffled, as in pretraining
+                        dataset=dict(_base_.train_set, pipeline=train_pipeline))
 val_dataloader = dict(_base_.eval_loader,
                       dataset=dict(_base_.test_set, pipeline=_base_.test_pipeline))
 val_evaluator = dict(type='Accuracy', topk=(1, ))

@@ -3,6 +3,7 @@ mmpretrain's shipped tools/train.py and ``Runner.from_cfg(cfg).train()`` log the
 and ``compile`` works through all of them. The runs are in this process (no interpreter
 start-up): a few iterations of the Fashion-MNIST recipe."""
 import argparse
+import glob
 import importlib.util
 import os
 import sys
@@ -89,3 +90,24 @@ def test_compile_true_through_the_launchers(tmp_path, fashion_mnist, launcher, c
     assert 'torch.compile(contrastive_loss) of ConMIM' in log
     losses = step_losses(work_dir)
     assert sorted(losses) == [1, 2, 3, 4]
+
+
+MMPRETRAIN_SCOPE_CONFIGS = sorted(
+    os.path.relpath(path, ROOT) for folder in ('pretrain', 'cls', 'benchmarks')
+    for path in glob.glob(os.path.join(ROOT, 'configs', folder, '*.py')))
+
+
+@pytest.mark.parametrize('config', MMPRETRAIN_SCOPE_CONFIGS)
+def test_mmpretrains_launcher_adds_nothing_to_the_dataloaders(config):
+    """mmpretrain's tools/train.py fills in ``pin_memory``, ``persistent_workers`` and
+    ``collate_fn`` where a dataloader leaves them out: every such config states them, so that
+    launcher, ours and ``Runner.from_cfg`` load the data the same way."""
+    tool = load_script(MMPRETRAIN_TRAIN, 'mmpretrain_train')
+    path = os.path.join(ROOT, config)
+    with mock.patch.object(sys, 'argv', ['train.py', path]):
+        args = tool.parse_args()
+    stated = Config.fromfile(path)
+    launched = tool.merge_args(Config.fromfile(path), args)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if stated.get(loader) is not None:
+            assert launched[loader].to_dict() == stated[loader].to_dict(), loader

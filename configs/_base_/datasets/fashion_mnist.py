@@ -22,7 +22,7 @@ pretrain_crop = [
          interpolation='bicubic', backend='pillow'),
     dict(type='RandomFlip', prob=0.5),
 ]
-pretrain_loader = dict(batch_size=64, num_workers=1, persistent_workers=False,
+pretrain_loader = dict(batch_size=64, num_workers=1, persistent_workers=False, pin_memory=False,
                        sampler=dict(type='DefaultSampler', shuffle=True),
                        collate_fn=dict(type='default_collate'))
 
@@ -40,7 +40,7 @@ test_set = dict(type='SplitFashionMNIST', data_root=data_root, split='test', tes
                 val_images=val_images, indices=None)
 
 # Evaluation loaders: in dataset order, one batched tensor per batch.
-eval_loader = dict(batch_size=500, num_workers=0, persistent_workers=False,
+eval_loader = dict(batch_size=500, num_workers=0, persistent_workers=False, pin_memory=False,
                    sampler=dict(type='DefaultSampler', shuffle=False),
                    collate_fn=dict(type='default_collate'))
 
