@@ -131,6 +131,7 @@ def test_runner_mode_times_the_training_command(tmp_path, capsys):
     assert runner['iters_timed'] == 2 and runner['img_per_s'] > 0
     assert runner['data_time_s'] >= 0 and runner['tflops'] > 0
     assert runner['optim_wrapper'] == 'OptimWrapper'  # the CPU trains in fp32
+    assert runner['compile'] is False  # no --compile: the config's compile=True is turned off
     assert results['flops_per_step'] > 0 and os.path.exists(out)
     assert 'runner:' in capsys.readouterr().out
 
