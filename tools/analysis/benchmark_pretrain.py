@@ -499,9 +499,10 @@ def runner_config(args, data_root: str, work_dir: str):
         dict(type='StepTimerHook', warmup=args.warmup)]
     cfg.resume = False
     cfg.load_from = None
-    # the config's own compile switch (on in the GPU recipes) follows --compile
-    cfg.compile = False if not args.compile else True if args.compile_backend == 'inductor' \
-        else dict(backend=args.compile_backend)
+    cfg.compile = False  # the config's own switch (on in the GPU recipes) follows --compile
+    if args.compile:
+        cfg.compile = True if args.compile_backend == 'inductor' else dict(
+            backend=args.compile_backend)
     if args.amp == 'fp16':
         cfg.optim_wrapper.dtype = 'float16'
     if args.device == 'cpu':
