@@ -8,6 +8,55 @@ sys.path.insert(0, ROOT)
 
 import conmim_mm  # noqa: E402,F401  (registers the modules)
 
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # tools/run_tests.sh runs one pytest-xdist worker per core: one thread each, for the tests
+    # in this process and for the tools they start (which read OMP_NUM_THREADS).
+    import torch
+    torch.set_num_threads(1)
+    os.environ['OMP_NUM_THREADS'] = '1'
+
+
+def _shared_fixtures(item):
+    """The module- and session-scoped fixtures of this test suite that ``item`` uses."""
+    info = getattr(item, '_fixtureinfo', None)
+    names = set()
+    for name in getattr(item, 'fixturenames', ()):
+        defs = info.name2fixturedefs.get(name) if info else None
+        if defs and defs[-1].scope in ('module', 'session') and \
+                defs[-1].func.__module__.startswith('tests.') and name not in CHEAP_TO_REPEAT:
+            names.add(name)
+    return names
+
+
+# Shared fixtures that a worker may make again for itself (seconds, and safe in parallel).
+CHEAP_TO_REPEAT = {'fashion_mnist'}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (``-n``): the tests that share a module- or session-scoped fixture
+    (a tiny trained run, a ViT-B checkpoint) run on one worker, which makes it once; the slow
+    tests are handed out first, so that no long test starts when the other worker has
+    nothing left."""
+    if not os.environ.get('PYTEST_XDIST_WORKER'):
+        return
+    parent = {}
+
+    def root(name):
+        while parent.setdefault(name, name) != name:
+            name = parent[name]
+        return name
+
+    uses = [(item, _shared_fixtures(item)) for item in items]
+    for _, names in uses:  # tests that use two shared fixtures join their groups
+        names = sorted(names)
+        for name in names[1:]:
+            parent[root(name)] = root(names[0])
+    for item, names in uses:
+        if names:
+            item.add_marker(pytest.mark.xdist_group(root(min(names))))
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+
 
 @pytest.fixture(autouse=True)
 def default_scope_of_the_test_alone():

@@ -16,7 +16,7 @@ SPLIT_FILES['val'] = SPLIT_FILES['train']  # SplitFashionMNIST: the tail of the 
 def prepare_fashion_mnist(dst: str = 'data/fashion_mnist', src: str = DEBIAN_FASHION_MNIST) -> str:
     """Un-gzip the four idx files into ``dst`` (what mmpretrain's ``FashionMNIST`` reads).
 
-    Returns ``dst``. Files already there are kept.
+    Returns ``dst``. Files already there are kept; several processes may prepare ``dst`` at once.
     """
     os.makedirs(dst, exist_ok=True)
     for name in FILES:
@@ -28,7 +28,14 @@ def prepare_fashion_mnist(dst: str = 'data/fashion_mnist', src: str = DEBIAN_FAS
             raise FileNotFoundError(
                 f'{gz} is missing. Install the data with `apt-get install dataset-fashion-mnist` '
                 '(tools/setup_env.sh does), or put the un-gzipped idx files in ' + dst)
-        with gzip.open(gz, 'rb') as fin, open(out + '.part', 'wb') as fout:
-            shutil.copyfileobj(fin, fout)
-        os.replace(out + '.part', out)
+        # A part file of this process alone: processes preparing the same folder at once (test
+        # workers, one job per node) each write their own copy and rename it in atomically.
+        part = f'{out}.{os.getpid()}.part'
+        try:
+            with gzip.open(gz, 'rb') as fin, open(part, 'wb') as fout:
+                shutil.copyfileobj(fin, fout)
+            os.replace(part, out)
+        finally:
+            if os.path.exists(part):
+                os.remove(part)
     return dst
