@@ -3,11 +3,10 @@ real Runners and the libraries' metrics: labelme's VOC photos laid out as ADE20K
 slide inference) and labelme's COCO json with polygons (CocoMetric bbox + segm); Fashion-MNIST
 classification is the README demo chain (tests/tools/test_demo_chain.py). Each run starts from
 the teacher of a tiny ConMIM pretraining checkpoint, extracted once per session by
-tools/model_converters/extract_backbone.py (the ``tiny_teacher_checkpoint`` fixture)."""
-import os
+tools/model_converters/extract_backbone.py (the ``tiny_teacher_checkpoint`` fixture). The tools
+run in this process (their ``main`` with the command line; tests/tools/test_launchers.py and the
+demo chain start them as processes): what a run prints is read from the log file it writes."""
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,25 +14,18 @@ import torch
 
 from tests.helpers.labelme import COCO_DIR, VOC_CLASSES, needs_labelme
 from tests.helpers.paths import ROOT
+from tests.helpers.runs import run_logs
 from tests.helpers.tiny_models import TINY_TRANSFER as TINY
 from tests.helpers.tools import tool_main
 
-pytestmark = pytest.mark.slow  # tools/train.py runs as processes
+pytestmark = pytest.mark.slow  # real Runners of mmseg and mmdet
 BN = "dict(type='BN', requires_grad=True)"
 
 
-def run(tool, *args):
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '2'))
-    proc = subprocess.run([sys.executable, *tool.split(), *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, (proc.stdout[-2000:] + proc.stderr[-4000:])
-    return proc.stdout + proc.stderr
-
-
-def metric(output, name):
-    found = re.findall(rf'{re.escape(name)}: (-?[\d.]+)', output)
-    assert found, f'{name} not in the output:\n{output[-3000:]}'
-    return float(found[-1])
+def train(config, work_dir, *options):
+    """``python tools/train.py config --work-dir work_dir --cfg-options options``; its log."""
+    tool_main('tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *options)
+    return run_logs(work_dir)
 
 
 def write_config(path, text):
@@ -82,13 +74,12 @@ train_cfg = dict(max_iters=6, val_interval=6)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=6))
 """)
     work = tmp_path / 'work'
-    out = run('tools/train.py', config, '--work-dir', work, '--cfg-options',
-              f'model.backbone.init_cfg.checkpoint={teacher}')
+    out = train(config, work, f'model.backbone.init_cfg.checkpoint={teacher}')
     assert 'resized layers.0.attn.relative_position_bias_table' in out  # 14x14 -> 8x8 grid
     losses = [float(v) for v in re.findall(r'\bloss: ([\d.]+)', out)]
     assert len(losses) == 6 and all(np.isfinite(losses))
-    tested = run('tools/test.py', config, work / 'iter_6.pth', '--work-dir', tmp_path / 'test')
-    miou, aacc = metric(tested, 'mIoU'), metric(tested, 'aAcc')
+    tested = tool_main('tools/test.py', config, work / 'iter_6.pth', '--work-dir', tmp_path / 'test')
+    miou, aacc = tested['mIoU'], tested['aAcc']
     print(f'labelme-as-ADE20K after 6 iterations: mIoU {miou:.2f}, aAcc {aacc:.2f}')
     assert 0 <= miou <= 100 and 0 < aacc <= 100
 
@@ -139,12 +130,10 @@ def heads(channels, width, bbox_head=''):
 
 
 def train_and_test_on_labelme_coco(tmp_path, config, checkpoint, teacher):
-    """tools/train.py from the extracted ``teacher``, then tools/test.py on the last checkpoint
-    (in this process: the segmentation test runs it as a process); returns the training log,
-    bbox and segm mAP and the checkpoint's state dict."""
+    """tools/train.py from the extracted ``teacher``, then tools/test.py on the last checkpoint;
+    returns the training log, bbox and segm mAP and the checkpoint's state dict."""
     work = tmp_path / 'work'
-    out = run('tools/train.py', config, '--work-dir', work, '--cfg-options',
-              f'model.backbone.init_cfg.checkpoint={teacher}')
+    out = train(config, work, f'model.backbone.init_cfg.checkpoint={teacher}')
     assert 'Loaded' in out
     tested = tool_main('tools/test.py', config, work / checkpoint, '--work-dir', tmp_path / 'test')
     bbox, segm = tested['coco/bbox_mAP'], tested['coco/segm_mAP']

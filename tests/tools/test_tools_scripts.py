@@ -3,12 +3,11 @@ import glob
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
 from tests.helpers.paths import ROOT
-from tests.helpers.tools import tool_fails
+from tests.helpers.tools import tool_fails, tool_main
 
 
 def _tracked_files():
@@ -36,12 +35,9 @@ def test_scripts_named_by_demo_and_readme_are_tracked():
     assert not missing, f'named in the docs but not in git: {missing}'
 
 
-@pytest.mark.slow
 def test_prepare_fashion_mnist_script(tmp_path):
     out = tmp_path / 'fm'
-    proc = subprocess.run([sys.executable, 'tools/data/prepare_fashion_mnist.py', '--out',
-                           str(out)], cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    tool_main('tools/data/prepare_fashion_mnist.py', '--out', out)  # in this process
     sizes = {p.name: p.stat().st_size for p in out.iterdir()}
     assert sizes['train-images-idx3-ubyte'] == 16 + 60000 * 28 * 28
     assert sizes['t10k-labels-idx1-ubyte'] == 8 + 10000
