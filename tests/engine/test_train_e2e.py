@@ -29,15 +29,11 @@ def test_runner_trains_and_writes_a_checkpoint(pretrain_reference_run):
 
 
 def test_resume_continues_exactly(pretrain_reference_run, tmp_path):
-    crashing = tmp_path / 'crashing_config.py'
-    crashing.write_text(
-        f"_base_ = ['{os.path.join(ROOT, CONFIG)}']\n"
-        "custom_imports = dict(imports=['conmim_mm', 'tests.helpers.crash_hook'],\n"
-        "                      allow_failed_imports=False)\n"
-        "custom_hooks = [dict(type='EpochSeedHook'), dict(type='CrashAfterEpochHook', epoch=1)]\n")
+    """A run that crashed after epoch 1 (here, in this process), resumed by
+    ``tools/train.py --resume``, logs the losses of the uninterrupted run."""
     work_dir = tmp_path / 'work'
-    crashed = train_with_tool(work_dir, config=crashing)
-    assert crashed.returncode != 0 and 'simulated crash after epoch 1' in crashed.stderr
+    with pytest.raises(SimulatedCrash, match='simulated crash after epoch 1'):
+        train_in_process(small_cfg(work_dir, hooks=[dict(type='CrashAfterEpochHook', epoch=1)]))
     assert os.path.exists(os.path.join(str(work_dir), 'epoch_1.pth'))
     assert not os.path.exists(os.path.join(str(work_dir), 'epoch_2.pth'))
     proc = train_with_tool(work_dir, args=['--resume'])
@@ -133,12 +129,13 @@ def test_resume_from_an_iteration_checkpoint_mid_epoch_is_exact(pretrain_referen
                                                                  tmp_path):
     """Iteration checkpoints under the epoch loop (issue 8 §3): a crash after iteration 8 (the
     2nd of 6 in epoch 2) resumes at iteration 9 with the batches and random draws of the
-    uninterrupted run, not by replaying epoch 2 (which ran 20 iterations instead of 18)."""
-    config = config_with_hooks(tmp_path, 'crash8', "dict(type='CrashAfterIterHook', iteration=8)")
+    uninterrupted run, not by replaying epoch 2 (which ran 20 iterations instead of 18). The
+    crashing run is in this process, the resumed one is ``tools/train.py --resume``."""
     work_dir = tmp_path / 'work'
     by_iter = ['default_hooks.checkpoint.by_epoch=False', 'default_hooks.checkpoint.interval=4']
-    crashed = train_with_tool(work_dir, *by_iter, config=config)
-    assert crashed.returncode != 0 and 'simulated crash after iteration 8' in crashed.stderr
+    with pytest.raises(SimulatedCrash, match='simulated crash after iteration 8'):
+        train_in_process(small_cfg(work_dir, *by_iter,
+                                   hooks=[dict(type='CrashAfterIterHook', iteration=8)]))
     assert (work_dir / 'last_checkpoint').read_text().endswith('iter_8.pth')
     proc = train_with_tool(work_dir, *by_iter, args=['--resume'])
     assert proc.returncode == 0, proc.stderr[-3000:]

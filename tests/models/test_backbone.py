@@ -4,7 +4,8 @@ from mmpretrain.models import BEiTViT
 from mmpretrain.models.utils import BEiTAttention
 
 from conmim_mm.models import ConMIMViT
-from conmim_mm.models.utils.relative_position import relative_position_bias
+from conmim_mm.models.utils.relative_position import (relative_position_bias,
+                                                     relative_position_index)
 from tests.helpers.tiny_models import TINY_VIT as TINY
 
 
@@ -21,13 +22,21 @@ def test_sdpa_attention_equals_mmpretrain_explicit_attention():
     torch.testing.assert_close(attn(x), reference(x), atol=1e-5, rtol=1e-5)
 
 
-def test_relative_position_bias_matches_beit_index():
-    table = torch.randn(7 * 7 + 3, 2)
-    ours = relative_position_bias(table, (4, 4), (4, 4))
-    reference = BEiTAttention(8, 2, window_size=(4, 4), use_rel_pos_bias=True)
+@pytest.mark.parametrize('grid', [(4, 4), (3, 5), (1, 1), (14, 14)])
+def test_relative_position_bias_matches_beit_index(grid):
+    """The bias and its gradient are mmpretrain BEiTAttention's table read at its own index."""
+    reference = BEiTAttention(8, 2, window_size=grid, use_rel_pos_bias=True)
     index = reference.relative_position_index
-    expected = table[index.view(-1)].view(17, 17, -1).permute(2, 0, 1)
-    torch.testing.assert_close(ours, expected)
+    assert torch.equal(relative_position_index(grid), index)
+    table = torch.randn(reference.relative_position_bias_table.shape, requires_grad=True)
+    weights = torch.randn(2, grid[0] * grid[1] + 1, grid[0] * grid[1] + 1)
+    ours = relative_position_bias(table, grid, grid)
+    n = grid[0] * grid[1] + 1
+    expected = table[index.view(-1)].view(n, n, -1).permute(2, 0, 1)
+    assert torch.equal(ours, expected) and ours.is_contiguous()
+    ours_grad, = torch.autograd.grad((ours * weights).sum(), table)
+    expected_grad, = torch.autograd.grad((expected * weights).sum(), table)
+    torch.testing.assert_close(ours_grad, expected_grad)
 
 
 def test_forward_any_multiple_of_the_patch_size():
