@@ -39,7 +39,7 @@ build_mmcv_wheel() {
   # torch 2.14's headers need C++20, mmcv's setup.py forces c++14/c++17, so the flag is raised.
   mkdir -p "$CACHE/wheels"
   local work; work="$(mktemp -d)"
-  log "building mmcv $MMCV_VERSION with ops from source (about 11 minutes on 2 cores; cached afterwards)"
+  log "building mmcv $MMCV_VERSION with ops from source (11 to 30 minutes on 2 cores; cached afterwards)"
   "$VENV/bin/pip" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$work"
   tar -xzf "$work/mmcv-$MMCV_VERSION.tar.gz" -C "$work"
   sed -i -E 's/-std=c\+\+(14|17)/-std=c++20/g' "$work/mmcv-$MMCV_VERSION/setup.py"
