@@ -31,7 +31,8 @@ from mmpretrain.models.utils import BEiTAttention
 from mmpretrain.registry import MODELS
 
 from ..utils.pretrained import _adapt_tables, load_pretrained_backbone
-from ..utils.relative_position import relative_position_bias
+from ..utils.relative_position import (num_relative_distances, relative_position_bias,
+                                       relative_position_index)
 
 # Official modeling_pretrain.py: trunc_normal_(t, std=.02) draws with a=-std, b=std.
 INIT_STD = 0.02
@@ -43,6 +44,18 @@ class SDPABEiTAttention(BEiTAttention):
     ``rel_pos_bias`` is the (heads, N, N) bias to add to the attention logits; the backbone
     computes it for the current token grid (from this layer's own table or the shared one).
     """
+
+    def _init_rel_pos_embedding(self) -> None:
+        """``BEiTAttention``'s table and ``relative_position_index`` buffer, the index copied
+        from the package's cached one: mmpretrain computes it anew in every layer, about a
+        second per layer on a 64x64 grid (a detection backbone at 1024)."""
+        if not self.use_rel_pos_bias:
+            return super()._init_rel_pos_embedding()
+        self.num_relative_distance = num_relative_distances(self.window_size)
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros(self.num_relative_distance, self.num_heads))
+        self.register_buffer('relative_position_index',
+                             relative_position_index(tuple(self.window_size)).clone())
 
     def forward(self, x: torch.Tensor, rel_pos_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
         B, N, C = x.shape
@@ -114,16 +127,21 @@ class ConMIMViT(BEiTViT):
                      b=INIT_STD, bias=0.),
                 dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
             ]
+        # BEiTViT builds mmpretrain's BEiTAttention in every layer, replaced below by the
+        # same parameters computed with the fused attention kernel; it is built without its
+        # relative position table and index (seconds per layer on a large grid), which the
+        # replacement gets.
+        layer_cfgs, tables = self._layer_cfgs_without_tables(arch, kwargs)
         super().__init__(arch=arch, img_size=img_size, patch_size=patch_size, init_cfg=init_cfg,
-                         **kwargs)
+                         layer_cfgs=layer_cfgs, **kwargs)
         self.patch_size = patch_size
         self.use_checkpoint = use_checkpoint
-        # Same parameters, computed with the fused attention kernel.
-        for layer in self.layers:
+        for layer, (use_table, window) in zip(self.layers, tables):
             old = layer.attn
             layer.attn = SDPABEiTAttention(
-                embed_dims=old.embed_dims, num_heads=old.num_heads, window_size=old.window_size,
-                use_rel_pos_bias=old.use_rel_pos_bias, bias=old.bias, qk_scale=old.scale,
+                embed_dims=old.embed_dims, num_heads=old.num_heads,
+                window_size=(window or self.patch_resolution) if use_table else None,
+                use_rel_pos_bias=use_table, bias=old.bias, qk_scale=old.scale,
                 attn_drop_rate=old.attn_drop.p, proj_drop_rate=old.proj_drop.p)
         # BEiTViT hands each block's DropPaths a numpy scalar rate; as a Python float it no
         # longer breaks the torch.compile graph twice per block.
@@ -134,6 +152,26 @@ class ConMIMViT(BEiTViT):
         self._register_load_state_dict_pre_hook(self._drop_unused_mask_token)
         if self.frozen_stages > 0:  # again: the attention modules above are new
             self._freeze_stages()
+
+    def _layer_cfgs_without_tables(self, arch, kwargs):
+        """``layer_cfgs`` (popped from ``kwargs``) with each attention built without its
+        relative position table, and per layer what the table should be: (use it, window or
+        None for the patch grid), as ``BEiTViT`` would read them from the configs."""
+        layer_cfgs = kwargs.pop('layer_cfgs', dict())
+        settings = arch if isinstance(arch, dict) else self.arch_zoo.get(str(arch).lower(), {})
+        num_layers = settings.get('num_layers')
+        if num_layers is None:  # BEiTViT names the problem
+            return layer_cfgs, []
+        if isinstance(layer_cfgs, dict):
+            layer_cfgs = [layer_cfgs] * num_layers
+        use_table = kwargs.get('use_rel_pos_bias', True)
+        tables, stripped = [], []
+        for cfg in layer_cfgs:
+            attn_cfg = dict(cfg.get('attn_cfg', {}))
+            tables.append((attn_cfg.get('use_rel_pos_bias', cfg.get('use_rel_pos_bias', use_table)),
+                           attn_cfg.get('window_size', cfg.get('window_size'))))
+            stripped.append(dict(cfg, attn_cfg=dict(attn_cfg, use_rel_pos_bias=False)))
+        return stripped, tables
 
     # ------------------------------------------------------------------ init & loading
     def init_weights(self) -> None:
