@@ -68,6 +68,29 @@ def test_mask_replaces_masked_patch_embeddings_only():
         vit(x, torch.zeros(1, 3, 3))
 
 
+@pytest.mark.parametrize('kwargs', [
+    dict(),  # per-layer tables on the patch grid
+    dict(use_rel_pos_bias=False, use_shared_rel_pos_bias=True),
+    dict(layer_cfgs=[dict(attn_cfg=dict(window_size=(2, 2))), dict(window_size=(3, 1)),
+                     dict(use_rel_pos_bias=False)]),
+    dict(use_rel_pos_bias=False, layer_cfgs=dict(attn_cfg=dict(use_rel_pos_bias=True))),
+])
+def test_layers_have_the_tables_and_buffers_of_mmpretrain_beitvit(kwargs):
+    """ConMIMViT builds BEiTViT's attention without tables and gives them to its own
+    attention: the same state (names, shapes, index buffers) as BEiTViT from the same args."""
+    arch = dict(TINY, num_layers=3)
+    ours = ConMIMViT(arch=arch, img_size=32, patch_size=8, with_mask_token=False, **kwargs)
+    stock = BEiTViT(arch=arch, img_size=32, patch_size=8, **kwargs)
+    ours_state, stock_state = ours.state_dict(), stock.state_dict()
+    assert {k: v.shape for k, v in ours_state.items()} == \
+        {k: v.shape for k, v in stock_state.items()}
+    for key in ours_state:
+        if key.endswith('relative_position_index'):
+            assert torch.equal(ours_state[key], stock_state[key]), key
+    for mine, theirs in zip(ours.layers, stock.layers):
+        assert mine.attn.window_size == theirs.attn.window_size
+
+
 def test_state_dict_loads_into_mmpretrain_beitvit():
     ours = ConMIMViT(arch='deit-tiny', img_size=32, patch_size=16, use_rel_pos_bias=False,
                      use_shared_rel_pos_bias=True, out_type='avg_featmap')
