@@ -17,9 +17,10 @@ default_hooks = dict(
 custom_hooks = [dict(type='EpochSeedHook')]
 randomness = dict(seed=0, diff_rank_seed=True)
 resume = True  # continue from the last checkpoint in work_dir after a crash
-# The projector's BN becomes SyncBN when the run is distributed (the official code kept per-GPU
-# BN: set None to match it; CPU runs set None, torch's SyncBatchNorm needs GPUs).
-sync_bn = 'torch'
+# Per-GPU BatchNorm in the projectors, as the official code (its statistics are each GPU's
+# 64 images). sync_bn='torch' is the switch for SyncBN (GPUs only; dynamo breaks the compiled
+# loss at every SyncBatchNorm, docs/pretraining.md).
+sync_bn = None
 # torch.compile of both encoders and the InfoNCE as one graph, the optimiser update eager
 # (default_hooks.compile; 1.4x the eager step on an H200, docs/benchmarks.md). compile=False turns
 # it off; compile=dict(backend=..., mode=...) passes options to torch.compile.

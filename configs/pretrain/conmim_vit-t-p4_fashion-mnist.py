@@ -53,6 +53,5 @@ train_cfg = dict(max_epochs=max_epochs)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(max_keep_ckpts=2))
 log_processor = dict(window_size=10)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
-sync_bn = None  # torch's SyncBatchNorm runs on GPUs only, and this config is for the CPU
 compile = False  # inductor takes minutes to compile on 2 CPU cores: longer than this run
 auto_scale_lr = dict(base_batch_size=64)

@@ -112,6 +112,10 @@ def parse_args(argv=None):
         args.amp = None
     if args.img_size % args.patch_size:
         parser.error('--img-size must be a multiple of --patch-size')
+    if args.profile and args.mode == 'runner':
+        parser.error('--profile profiles the training step: use --mode step or --mode both')
+    if args.json:  # before the run: a folder that is missing would only fail at its end
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     return args
 
 
@@ -555,8 +559,9 @@ def register_timer_hook():
     return StepTimerHook
 
 
-def runner_benchmark(args, flops=None):
-    """Time tools/train.py's path (Runner) on synthetic JPEGs; img/s, data time and MFU."""
+def runner_benchmark(args, flops=None, hooks=()):
+    """Time tools/train.py's path (Runner) on synthetic JPEGs; img/s, data time and MFU.
+    ``hooks``: more hook objects to register on the runner (they keep their own results)."""
     import shutil
     import tempfile
     import torch
@@ -573,6 +578,8 @@ def runner_benchmark(args, flops=None):
         register_timer_hook()
         cfg, config = runner_config(args, data_root, os.path.join(scratch, 'work_dir'))
         runner = Runner.from_cfg(cfg)
+        for hook in hooks:
+            runner.register_hook(hook)
         if device.type == 'cuda':
             torch.cuda.reset_peak_memory_stats(device)
         runner.train()

@@ -10,8 +10,8 @@ model = dict(
     # all tokens after the final norm, [CLS] included, no drop path
     backbone=dict(out_type='raw', final_norm=True, drop_path_rate=0.),
     # Token projector (student and teacher each own one): Linear-BN-ReLU x2, Linear-BN (no
-    # affine), no biases, applied to every token. The pretraining runtime's `sync_bn` makes it
-    # SyncBN when distributed.
+    # affine), no biases, applied to every token; per-GPU BatchNorm (pretrain_runtime.py's
+    # `sync_bn`).
     neck=dict(
         type='NonLinearNeck', hid_channels=4096, out_channels=256, num_layers=3,
         with_bias=False, with_last_bn=True, with_last_bn_affine=False, with_avg_pool=False,

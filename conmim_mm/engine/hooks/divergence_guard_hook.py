@@ -46,7 +46,7 @@ def start_host_copy(values: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.
     no event: on the CPU they are already on the host."""
     if values.device.type != 'cuda':
         return values, None
-    host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+    host = torch.empty(values.shape, dtype=values.dtype, device='cpu', pin_memory=True)
     host.copy_(values, non_blocking=True)
     event = torch.cuda.Event()
     event.record(torch.cuda.current_stream(values.device))
@@ -111,7 +111,7 @@ class DivergenceGuardHook(Hook):
         if not isinstance(outputs, dict) or outputs.get('loss') is None:
             return None
         loss = outputs['loss']
-        return loss.detach() if torch.is_tensor(loss) else torch.tensor(float(loss))
+        return loss.detach() if torch.is_tensor(loss) else torch.tensor(float(loss), device='cpu')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         loss = self._loss_of(outputs)

@@ -51,7 +51,8 @@ class PreemptionSignals:
         every rank)."""
         if get_world_size() == 1:
             return self.received is not None
-        flag = torch.tensor([float(self.received is not None)], device=device)
+        # filled on the device from a Python number: no host-to-device copy, no wait
+        flag = torch.full((1, ), float(self.received is not None), device=device)
         all_reduce(flag, op='max')
         self._pending.append(start_host_copy(flag))
         if len(self._pending) < 2 and self._pending[0][1] is not None:

@@ -20,30 +20,42 @@ def num_relative_distances(window: Tuple[int, int]) -> int:
     return (2 * window[0] - 1) * (2 * window[1] - 1) + NUM_CLS_ENTRIES
 
 
-@lru_cache(maxsize=32)
-def relative_position_index(grid: Tuple[int, int],
-                            device: Optional[torch.device] = None) -> torch.Tensor:
-    """(N+1, N+1) table row for every token pair of ``grid`` (N = h*w, token 0 is [CLS]).
-
-    The layout is BEiT's, so the same table rows are read as in mmpretrain's ``BEiTAttention``.
-    Cached per grid and device: a forward pass on a GPU finds its index there, instead of
-    copying it from host memory (a copy that waits for the GPU) in every layer.
-    """
-    if device is not None and torch.device(device).type != 'cpu':
-        return relative_position_index(grid).to(device)
+def _build_index(grid: Tuple[int, int], device: torch.device) -> torch.Tensor:
+    """The index of ``relative_position_index``, built on ``device``."""
     h, w = grid
     # Offset (dy, dx) of patches i and j has row (dy + h - 1) * (2w - 1) + (dx + w - 1), which
     # is key(i) - key(j) + const with key = row * (2w - 1) + col: one (N, N) subtraction.
-    rows, cols = torch.arange(h).repeat_interleave(w), torch.arange(w).repeat(h)
-    key = rows * (2 * w - 1) + cols
+    patches = torch.arange(h * w, device=device)
+    key = (patches // w) * (2 * w - 1) + patches % w
     patch_index = key[:, None] - key[None, :] + ((h - 1) * (2 * w - 1) + w - 1)
     num_distances = num_relative_distances(grid)
-    index = torch.empty((h * w + 1, ) * 2, dtype=torch.long)
+    index = torch.empty((h * w + 1, ) * 2, dtype=torch.long, device=device)
     index[1:, 1:] = patch_index
     index[0, :] = num_distances - 3  # cls -> token
     index[:, 0] = num_distances - 2  # token -> cls
     index[0, 0] = num_distances - 1  # cls -> cls
     return index
+
+
+_cached_index = lru_cache(maxsize=32)(_build_index)
+
+
+def relative_position_index(grid: Tuple[int, int],
+                            device: Optional[torch.device] = None) -> torch.Tensor:
+    """(N+1, N+1) table row for every token pair of ``grid`` (N = h*w, token 0 is [CLS]).
+
+    The layout is BEiT's, so the same table rows are read as in mmpretrain's ``BEiTAttention``.
+    Eager, it is cached per grid and device: a forward pass on a GPU finds its index there,
+    instead of copying it from host memory (a copy that waits for the GPU) in every layer.
+    Inside ``torch.compile`` it is built on ``device`` by the graph itself: dynamo does not
+    honour Python-side caches (it traces the cached function's body), so the index is a few
+    integer ops of the compiled graph rather than a host tensor copied in every step.
+    """
+    grid = (int(grid[0]), int(grid[1]))
+    device = torch.device('cpu') if device is None else torch.device(device)
+    if torch.compiler.is_compiling():
+        return _build_index(grid, device)
+    return _cached_index(grid, device)
 
 
 def resize_bias_table(table: torch.Tensor, window: Tuple[int, int],
