@@ -316,3 +316,19 @@ def test_compiled_teacher_view_is_generated_with_eager_rounding():
     preprocessor.teacher_view(torch.zeros(1, 3, 4, 4), torch.zeros(1, 1))
     assert seen == [EAGER_ROUNDING]
     assert not inductor_config.emulate_precision_casts  # only while the view runs
+
+
+@pytest.mark.parametrize('config', ['conmim_vit-b.py', 'conmim_vit-l.py', 'conmim_vit-s.py'])
+def test_projectors_keep_per_gpu_batchnorm_as_the_official_code(config):
+    from mmengine.config import Config
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs', 'pretrain', config))
+    assert cfg.get('sync_bn') is None
+
+
+def test_benchmark_makes_its_json_folder_and_refuses_profile_in_runner_mode(tmp_path):
+    bench = load_tool('tools/analysis/benchmark_pretrain.py')
+    out = tmp_path / 'results' / 'run.json'
+    bench.parse_args(['--json', str(out)])
+    assert out.parent.is_dir()  # made before the run, not after it
+    with pytest.raises(SystemExit):
+        bench.parse_args(['--mode', 'runner', '--profile', '5'])
