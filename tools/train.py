@@ -3,7 +3,8 @@
 does is the config's, as with mmpretrain's tools/train.py or ``Runner.from_cfg(cfg).train()``.
 
     python tools/train.py configs/pretrain/conmim_vit-b.py [--work-dir DIR] [--amp]
-        [--resume [auto|PATH]] [--cfg-options k=v ...] [--launcher pytorch|slurm]
+        [--resume [auto|PATH]] [--auto-scale-lr] [--cfg-options k=v ...]
+        [--launcher pytorch|slurm]
 """
 import argparse
 import os.path as osp
@@ -25,6 +26,10 @@ def parse_args(argv=None):
                         help='resume from PATH, or from the latest checkpoint in the work dir '
                         'if no PATH is given')
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help="train at this cluster's total batch with the learning rate scaled "
+                        "linearly from the recipe's (auto_scale_lr.base_batch_size), instead of "
+                        "the config's total_batch_policy (default: gradient accumulation)")
     return parse(parser, argv)
 
 
@@ -35,6 +40,11 @@ def merge_args(cfg, args):
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    if args.auto_scale_lr:
+        if not cfg.get('auto_scale_lr', {}).get('base_batch_size'):
+            sys.exit(f'error: --auto-scale-lr: {args.config} states no recipe total batch '
+                     '(auto_scale_lr.base_batch_size) to scale from.')
+        cfg.auto_scale_lr.enable = True
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     return cfg

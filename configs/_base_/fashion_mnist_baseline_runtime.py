@@ -12,7 +12,9 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=False, begin=300,
          end=iters_per_epoch * max_epochs),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
+train_cfg = dict(type='RecipeEpochBasedTrainLoop', max_epochs=max_epochs,
+                 total_batch_policy='accumulate')
+auto_scale_lr = dict(base_batch_size=64)  # the recipe's total batch (1 process x 64)
 default_hooks = dict(
     runtime_info=dict(type='DeviceLogRuntimeInfoHook'),  # log values read once per log line
     compile=dict(type='CompileModelHook'),  # carries out compile=True (off by default)

@@ -27,9 +27,13 @@ train_pipeline = [
          fill_std=[57.375, 57.12, 58.395]),
     dict(type='PackInputs'),
 ]
+# Evaluation as the official code (BEiT's build_transform: crop_pct 1.0 above 224 px): the short
+# side resized to 384 (bicubic), then the central 384x384; the aspect ratio is kept.
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_size, backend='pillow', interpolation='bicubic'),
+    dict(type='ResizeEdge', scale=img_size, edge='short', backend='pillow',
+         interpolation='bicubic'),
+    dict(type='CenterCrop', crop_size=img_size),
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(batch_size=64, dataset=dict(pipeline=train_pipeline))
@@ -46,4 +50,4 @@ param_scheduler = [
          end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs)
-auto_scale_lr = dict(base_batch_size=512)
+auto_scale_lr = dict(base_batch_size=512)  # total batch 512, kept by accumulation as at 224 px

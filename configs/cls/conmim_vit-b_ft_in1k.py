@@ -52,7 +52,10 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=True, begin=warmup_epochs,
          end=max_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
+# The official total batch 1024 (8 GPUs x 128, auto_scale_lr), kept by gradient accumulation on
+# other clusters (the official fine-tuning's --update_freq); --auto-scale-lr scales lr instead.
+train_cfg = dict(type='RecipeEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1,
+                 total_batch_policy='accumulate')
 default_hooks = _base_.downstream_hooks
 randomness = dict(seed=0, diff_rank_seed=True)
 auto_scale_lr = dict(base_batch_size=1024)

@@ -53,7 +53,9 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=80, by_epoch=True, begin=10, end=90, eta_min=0.,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=90)
+# total batch 16384 (auto_scale_lr), kept by gradient accumulation on smaller clusters
+train_cfg = dict(type='RecipeEpochBasedTrainLoop', max_epochs=90,
+                 total_batch_policy='accumulate')
 default_hooks = dict(
     _base_.downstream_hooks,
     checkpoint=dict(_base_.downstream_hooks.checkpoint, max_keep_ckpts=3),

@@ -71,7 +71,11 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=False, begin=200,
          end=iters_per_epoch * max_epochs),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+# The recipe's total batch, 64 (1 process), kept by accumulation on more processes with smaller
+# batches; a run on a subset rescales the iteration schedule to its length (recipe.py).
+train_cfg = dict(type='RecipeEpochBasedTrainLoop', max_epochs=max_epochs,
+                 val_interval=max_epochs, total_batch_policy='accumulate')
+auto_scale_lr = dict(base_batch_size=64)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(_base_.downstream_hooks,

@@ -57,6 +57,10 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[9, 11], gamma=0.1),
 ]
 # 12 epochs over the dataset repeated 3 times (RepeatDataset) = 36 COCO epochs
-train_cfg = dict(max_epochs=12, val_interval=1)
+# The recipe's total batch, 16 (8 GPUs x 2), kept by gradient accumulation on other clusters (the
+# warm-up's 1000 iterations count optimiser steps); --auto-scale-lr scales lr instead, as mmdet's
+# configs do.
+train_cfg = dict(type='RecipeEpochBasedTrainLoop', max_epochs=12, val_interval=1,
+                 total_batch_policy='accumulate')
 default_hooks = _base_.downstream_hooks
-auto_scale_lr = dict(enable=False, base_batch_size=16)
+auto_scale_lr = dict(base_batch_size=16)

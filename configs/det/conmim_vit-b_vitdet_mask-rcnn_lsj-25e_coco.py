@@ -1,8 +1,10 @@
 # ViTDet Mask R-CNN on a ConMIM ViT-B/16 for 25 epochs: the 100-epoch recipe of
 # conmim_vit-b_vitdet_mask-rcnn_lsj-100e_coco.py with the schedule divided by 4 (lr x0.1 at 88 %
-# and 96 % of it, as there), for comparisons at a quarter of the cost. Reference: about 48.0 box
-# AP / 43.0 mask AP for an MAE ViT-B with this recipe (the approximate anchor of the project's
-# issue 16, not checked against a published table; the 100-epoch anchors are 51.6 / 45.9).
+# and 96 % of it, as there), for comparisons at a quarter of the cost. No ViTDet result exists
+# at 25 epochs. The nearest published number, 48.0 box AP / 43.0 mask AP for an MAE ViT-B at 25
+# epochs, is the hustvl/MIMDet README's re-implementation of "Benchmarking Detection Transfer
+# Learning with Vision Transformers" (Li et al. 2021), another recipe (no windowed attention,
+# no simple pyramid): a rough yardstick, not an anchor (the 100-epoch ViTDet ones are 51.6 / 45.9).
 _base_ = ['./conmim_vit-b_vitdet_mask-rcnn_lsj-100e_coco.py']
 
 max_iters = 46094  # 25 epochs = 184,375 / 4 iterations at batch 64

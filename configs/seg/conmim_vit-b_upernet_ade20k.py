@@ -56,4 +56,10 @@ train_dataloader = dict(batch_size=2, num_workers=4,  # x 8 GPUs = 16
 val_dataloader = dict(batch_size=1, num_workers=4)
 test_dataloader = val_dataloader
 default_hooks = _base_.downstream_hooks
-auto_scale_lr = dict(enable=False, base_batch_size=16)
+# The recipe's total batch, 16 (8 GPUs x 2). Other clusters keep it by gradient accumulation
+# (4 GPUs x 2 x 2): 160k optimiser steps of 16 crops as BEiT's, the iterations, validation and
+# checkpoint intervals counted in optimiser steps; the decode head's SyncBN normalises over the
+# GPUs of each micro-batch. --auto-scale-lr trains at the cluster's batch with the lr scaled
+# linearly (fewer images seen in 160k steps: not the recipe).
+train_cfg = dict(type='RecipeIterBasedTrainLoop', total_batch_policy='accumulate')
+auto_scale_lr = dict(base_batch_size=16)

@@ -262,3 +262,27 @@ def test_recipes_match_their_sources():
     for path in ('det/conmim_vit-b_mask-rcnn_coco.py', 'det/conmim_vit-s_mask-rcnn_coco.py',
                  'det/conmim_vit-l_mask-rcnn_coco.py'):
         assert "not the paper's" in open(os.path.join(ROOT, 'configs', path)).read()
+
+
+@pytest.mark.parametrize('size', ['s', 'b', 'l'])
+def test_384px_evaluation_resizes_the_short_side_and_crops_the_centre(size, tmp_path):
+    """As the official code (BEiT's build_transform, crop_pct 1.0 above 224 px): the short side
+    to 384 (bicubic), then the central 384x384; a squashing Resize would keep no aspect."""
+    import numpy as np
+    from mmcv.transforms import Compose
+    from mmengine.registry import init_default_scope
+    from PIL import Image
+    import conmim_mm  # noqa: F401
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(os.path.join(ROOT, f'configs/cls/conmim_vit-{size}_ft_in1k-384px.py'))
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (300, 500, 3), dtype=np.uint8)  # H x W, landscape
+    path = tmp_path / 'image.png'
+    Image.fromarray(image).save(path)
+    packed = Compose(cfg.val_dataloader.dataset.pipeline)(dict(img_path=str(path)))
+    ours = packed['inputs'].numpy().transpose(1, 2, 0)  # BGR as mmcv loads it
+    resized = Image.fromarray(image).resize((640, 384), Image.BICUBIC)  # short side 300 -> 384
+    left = (640 - 384) // 2
+    official = np.asarray(resized)[:, left:left + 384, ::-1]
+    assert ours.shape == (384, 384, 3)
+    assert np.abs(ours.astype(int) - official.astype(int)).max() <= 1

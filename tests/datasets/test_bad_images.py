@@ -178,6 +178,7 @@ train_dataloader = dict(
                  metainfo=dict(classes=['n01440764', 'n01443537']),  # 2 of the 1000
                  pipeline=train_pipeline))
 model = dict(backbone=dict(arch=dict(num_layers=2)))
+auto_scale_lr = dict(base_batch_size=8)  # the tiny run's recipe: its batch
 train_cfg = dict(max_epochs=2)
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True)]
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))

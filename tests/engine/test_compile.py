@@ -76,7 +76,7 @@ def test_train_py_compile_true_trains_and_writes_a_checkpoint(tmp_path, fashion_
            # the demo config says compile = False (CPU): replace it by the dict
            'compile._delete_=True', 'compile.backend=aot_eager', 'train_dataloader.dataset.indices=32',
            'train_dataloader.batch_size=16', 'train_dataloader.num_workers=0',
-           'train_cfg.max_epochs=1', 'model.backbone.arch.num_layers=2',
+           'auto_scale_lr.base_batch_size=16', 'train_cfg.max_epochs=1', 'model.backbone.arch.num_layers=2',
            'default_hooks.logger.interval=1']
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)

@@ -18,6 +18,7 @@ from tests.helpers.runs import CONFIG, step_losses
 
 # 32 images at batch 16, 2 epochs: 4 iterations of a 2-layer ViT, every loss logged
 TINY = ['train_dataloader.dataset.indices=32', 'train_dataloader.batch_size=16',
+        'auto_scale_lr.base_batch_size=16',
         'train_dataloader.num_workers=0', 'train_cfg.max_epochs=2', 'param_scheduler.1.end=2',
         'model.backbone.arch.num_layers=2', 'default_hooks.logger.interval=1',
         'log_processor.window_size=1']

@@ -70,7 +70,7 @@ def test_save_best_out_dir_and_max_keep_ckpts_still_work(tmp_path, fashion_mnist
         tmp_path / 'work', '--cfg-options', 'model.backbone.arch.num_layers=2',
         'model.backbone.init_cfg=None', 'train_dataloader.dataset.indices=32',
         'train_dataloader.batch_size=32', 'train_dataloader.num_workers=0',
-        'val_dataloader.dataset.indices=32', 'val_dataloader.num_workers=0',
+        'auto_scale_lr.base_batch_size=32', 'val_dataloader.dataset.indices=32', 'val_dataloader.num_workers=0',
         'train_cfg.max_epochs=3', 'train_cfg.val_interval=1', 'param_scheduler.0.end=1',
         'param_scheduler.1.begin=1', 'param_scheduler.1.end=3',
         'default_hooks.checkpoint.save_best=auto', f'default_hooks.checkpoint.out_dir={out_dir}')

@@ -88,6 +88,7 @@ def test_load_from_a_checkpoint_of_another_grid_trains(checkpoint_at_32px, tmp_p
         'tools/train.py', CLS_CONFIG, '--work-dir', str(tmp_path), '--no-validate',
         '--cfg-options', *TWO_LAYERS, f'load_from={checkpoint_at_32px}',
         'train_dataloader.dataset.indices=32', 'train_dataloader.batch_size=32',
+        'auto_scale_lr.base_batch_size=32',
         'train_dataloader.num_workers=0', 'train_cfg.max_epochs=2', 'param_scheduler.0.end=1',
         'param_scheduler.1.begin=1', 'param_scheduler.1.end=2')
     log = ''.join(capsys.readouterr()) + run_logs(tmp_path)

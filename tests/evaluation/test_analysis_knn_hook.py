@@ -81,6 +81,7 @@ def test_hook_logs_knn_accuracy_in_a_runner(tmp_path, fashion_mnist):
         'work_dir': str(tmp_path),
         'train_dataloader.dataset.indices': 32, 'train_dataloader.dataset.data_root': fashion_mnist,
         'train_dataloader.batch_size': 16, 'train_dataloader.num_workers': 0,
+        'auto_scale_lr.base_batch_size': 16,
         'train_cfg.max_epochs': 2, 'param_scheduler.1.end': 2,
         'model.backbone.arch.num_layers': 2,
         'model.neck.hid_channels': 64,

@@ -21,6 +21,7 @@ CONFIG = 'configs/pretrain/conmim_vit-t-p4_fashion-mnist.py'
 # A smaller run of the same recipe: 96 images, 3 epochs of 6 iterations, a 4-layer ViT.
 SMALL = [
     'train_dataloader.dataset.indices=96', 'train_dataloader.batch_size=16',
+    'auto_scale_lr.base_batch_size=16',  # the small run's recipe: its batch, no accumulation
     'train_dataloader.num_workers=0', 'train_cfg.max_epochs=3',
     'param_scheduler.1.end=3', 'model.backbone.arch.num_layers=4',
     'default_hooks.logger.interval=1', 'log_processor.window_size=1',
@@ -86,6 +87,7 @@ def tiny_cfg(work_dir, epochs=2, batch=16, images=64, hooks=(), **options):
     cfg.merge_from_dict({
         'model.backbone.arch.num_layers': 2, 'train_dataloader.dataset.indices': images,
         'train_dataloader.batch_size': batch, 'train_dataloader.num_workers': 0,
+        'auto_scale_lr.base_batch_size': batch,
         'train_cfg.max_epochs': epochs, 'param_scheduler.1.end': epochs,
         'default_hooks.logger.interval': 1, 'log_processor.window_size': 1, **options})
     cfg.custom_hooks = [*cfg.custom_hooks, *hooks]

@@ -72,13 +72,18 @@ param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin
                    dict(type='PolyLR', power=1.0, eta_min=0., by_epoch=False, begin=2, end=6)]
 train_cfg = dict(max_iters=6, val_interval=6)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=6))
+# a recipe of 4 images per step at 2 per process: 2 micro-batches per optimiser step
+auto_scale_lr = dict(base_batch_size=4)
 """)
     work = tmp_path / 'work'
     out = train(config, work, f'model.backbone.init_cfg.checkpoint={teacher}')
     assert 'resized layers.0.attn.relative_position_bias_table' in out  # 14x14 -> 8x8 grid
+    assert 'total batch: recipe 4, run 1 processes x 2 per process x 2 accumulation = 4' in out
+    # 6 optimiser steps of 2 micro-batches; validation and checkpoint after the 6th step
     losses = [float(v) for v in re.findall(r'\bloss: ([\d.]+)', out)]
-    assert len(losses) == 6 and all(np.isfinite(losses))
-    tested = tool_main('tools/test.py', config, work / 'iter_6.pth', '--work-dir', tmp_path / 'test')
+    assert len(losses) == 12 and all(np.isfinite(losses))
+    tested = tool_main('tools/test.py', config, work / 'iter_12.pth', '--work-dir',
+                       tmp_path / 'test')
     miou, aacc = tested['mIoU'], tested['aAcc']
     print(f'labelme-as-ADE20K after 6 iterations: mIoU {miou:.2f}, aAcc {aacc:.2f}')
     assert 0 <= miou <= 100 and 0 < aacc <= 100
@@ -114,6 +119,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file='{data_root}annotations.json', metric=['bbox', 'segm'])
 test_evaluator = val_evaluator
 default_hooks = dict(logger=dict(interval=1))
+auto_scale_lr = dict(base_batch_size={batch_size})  # the tiny run's recipe: its own batch
 {schedule}
 """
 

@@ -49,6 +49,7 @@ def test_dist_train_as_the_readme_writes_it(decoy_env, tmp_path, fashion_mnist):
     """A two-process CPU run (gloo) of one iteration per process and epoch."""
     proc = launch('dist_train.sh', CONFIG, 2, '--work-dir', tmp_path / 'work', '--cfg-options',
                   'train_dataloader.dataset.indices=32', 'train_dataloader.batch_size=16',
+                  'auto_scale_lr.base_batch_size=32',  # 2 processes x 16
                   'train_dataloader.num_workers=0', 'train_cfg.max_epochs=2',
                   'param_scheduler.1.end=2', 'model.backbone.arch.num_layers=2',
                   env=dict(decoy_env, PORT='29517'))

@@ -496,7 +496,9 @@ def runner_config(args, data_root: str, work_dir: str):
         batch_size=args.batch_size, num_workers=args.workers,
         persistent_workers=False, pin_memory=args.device == 'cuda')
     cfg.train_dataloader.dataset.update(data_root=data_root, split='train')
-    cfg.train_cfg = ConfigDict(type='EpochBasedTrainLoop', max_epochs=1)
+    # the loop users run, its recipe batch this benchmark's (no gradient accumulation)
+    cfg.train_cfg = ConfigDict(type='RecipeEpochBasedTrainLoop', max_epochs=1)
+    cfg.auto_scale_lr = ConfigDict(base_batch_size=args.batch_size)
     cfg.default_hooks.checkpoint = None
     cfg.default_hooks.logger = ConfigDict(type='LoggerHook', interval=10)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [

@@ -298,6 +298,7 @@ def device_options(args, arm=None):
     the backbone (extract_feat) of the fine-tuning classifiers (``arm=None``)."""
     options = {
         'train_dataloader.batch_size': args.batch_size,
+        'auto_scale_lr.base_batch_size': args.batch_size,  # the protocol's recipe batch
         'train_dataloader.num_workers': args.num_workers,
         'train_dataloader.persistent_workers': args.num_workers > 0,
     }

@@ -27,6 +27,13 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=warmup_epochs,
          end=max_epochs, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-# the paper's total batch, 2048 (e.g. 32 GPUs x 64); --auto-scale-lr scales lr for others
+# The recipe's total batch is the paper's 2048 (32 GPUs x 64). On another cluster the loop keeps
+# it by gradient accumulation (default, e.g. 8 GPUs x 64 x 4): the paper's lr, schedule and teacher
+# per optimiser step, BatchNorm statistics per 64 images as per GPU in the paper; the log's
+# `total batch:` line says what was done. --auto-scale-lr trains at the cluster's batch with the lr
+# scaled linearly instead; total_batch_policy='error' stops. A shorter or longer run
+# (train_cfg.max_epochs=...) rescales the cosine to end with it, the warm-up epochs kept
+# (conmim_mm/engine/recipe.py).
+train_cfg = dict(type='RecipeEpochBasedTrainLoop', max_epochs=max_epochs,
+                 total_batch_policy='accumulate')
 auto_scale_lr = dict(base_batch_size=2048)

@@ -5,6 +5,7 @@ from .divergence_guard_hook import (DivergenceGuardHook, NonFiniteCheckpointErro
                                     TrainingDivergedError, non_finite_tensors)
 from .epoch_seed_hook import EpochSeedHook
 from .knn_hook import KNNMonitorHook  # noqa: F401
+from .optimizer_step_scheduler_hook import OptimizerStepParamSchedulerHook  # noqa: F401
 
 # Registered in mmpretrain's HOOKS; conmim_mm.seg and conmim_mm.det add them to mmseg's and
 # mmdet's, for the downstream configs (their default scopes).

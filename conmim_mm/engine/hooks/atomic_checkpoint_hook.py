@@ -16,6 +16,7 @@ from mmpretrain.registry import HOOKS
 from .auto_resume import checkpoint_to_resume
 from .mid_epoch_resume import (can_skip_batches, epoch_progress, gather_rng_states,
                                plan_resume, resume_mid_epoch)
+from .optimizer_step_scheduler_hook import optimizer_stepped
 from .preemption import EXIT_PREEMPTED, PREEMPTION_SIGNALS, PreemptionSignals
 from .work_dir_lock import WorkDirLock, WorkDirLockedError
 
@@ -150,7 +151,11 @@ class AtomicCheckpointHook(CheckpointHook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         self._batches_done = batch_idx + 1
         super().after_train_iter(runner, batch_idx, data_batch, outputs)
-        if self.preemption is not None and self.preemption.agreed(self._device(runner)):
+        # under gradient accumulation, only after an optimiser step: a checkpoint in the middle
+        # of one would lose the gradients of its first micro-batches (the same iteration on
+        # every rank, so the ranks still agree together)
+        if self.preemption is not None and optimizer_stepped(runner.optim_wrapper) \
+                and self.preemption.agreed(self._device(runner)):
             self._save_and_exit(runner)
 
     def after_train_epoch(self, runner) -> None:

@@ -114,18 +114,24 @@ def plan_resume(loop, progress, rng_states):
 
 
 def can_skip_batches(loop) -> bool:
-    """The loop is mmengine's epoch loop (its ``run_epoch`` is the one replaced here)."""
-    return isinstance(loop, EpochBasedTrainLoop) \
-        and type(loop).run_epoch is EpochBasedTrainLoop.run_epoch
+    """The loop is mmengine's epoch loop (its ``run_epoch`` is the one replaced here), or one
+    whose epochs differ from it only by their ``batches_per_epoch`` (the recipe loop)."""
+    return isinstance(loop, EpochBasedTrainLoop) and (
+        type(loop).run_epoch is EpochBasedTrainLoop.run_epoch
+        or getattr(loop, 'batches_per_epoch', None) is not None)
 
 
 def _run_epoch_skipping(loop, skip: int, rng_states) -> None:
-    """mmengine's ``EpochBasedTrainLoop.run_epoch``, with the first ``skip`` batches dropped."""
+    """mmengine's ``EpochBasedTrainLoop.run_epoch``, with the first ``skip`` batches dropped
+    (and those past the loop's ``batches_per_epoch``, where it has one)."""
     del loop.run_epoch  # once: the next epochs run the class's own method
     runner = loop.runner
     runner.call_hook('before_train_epoch')
     runner.model.train()
+    limit = getattr(loop, 'batches_per_epoch', None) or len(loop.dataloader)
     for idx, data_batch in enumerate(loop.dataloader):
+        if idx >= limit:
+            break
         if idx < skip:
             if idx == skip - 1 and rng_states:
                 set_rng_state(rng_states[get_rank()])

@@ -8,7 +8,7 @@ from mmpretrain.models.selfsup.base import BaseSelfSupervisor
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
-from ..utils.fused_ema import FusedCosineEMA
+from ..utils.fused_ema import FusedCosineEMA, optimizer_step_begins
 
 
 def identical_patches(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -122,14 +122,17 @@ class ConMIM(BaseSelfSupervisor):
         student_view, teacher_view = inputs
         mask = torch.stack([sample.mask for sample in data_samples]).flatten(1).bool()
 
-        with torch.no_grad():
-            # Move the teacher towards the student after the last optimiser step (the first
-            # call copies the student, so both start equal whatever the initialisation).
-            # Host-side control flow (step count, schedule), so it stays outside the compiled
-            # loss; done before the student's forward, which changes no parameter (the
-            # BatchNorm running statistics are not averaged: the teacher keeps its own, and
-            # normalises with batch statistics in training, so the loss does not read them).
-            self.teacher.update_parameters(self._student())
+        if optimizer_step_begins():
+            with torch.no_grad():
+                # Move the teacher towards the student after the last optimiser step (the first
+                # call copies the student, so both start equal whatever the initialisation);
+                # once per optimiser step, at its first micro-batch under gradient
+                # accumulation. Host-side control flow (step count, schedule), so it stays
+                # outside the compiled loss; done before the student's forward, which changes
+                # no parameter (the BatchNorm running statistics are not averaged: the teacher
+                # keeps its own, and normalises with batch statistics in training, so the loss
+                # does not read them).
+                self.teacher.update_parameters(self._student())
         loss, accuracy = self.contrastive_loss(student_view, teacher_view, mask)
         losses = dict(
             loss=loss,

@@ -7,6 +7,26 @@ from mmengine.logging import MessageHub
 from mmpretrain.models.utils import CosineEMA
 from mmpretrain.registry import MODELS
 
+# MessageHub runtime info that the recipe loops (conmim_mm/engine/loops.py) publish: how many
+# micro-batches make one optimiser step under gradient accumulation (absent: 1).
+ACCUMULATION_INFO = 'accumulative_counts'
+
+
+def accumulative_counts() -> int:
+    """Micro-batches per optimiser step of the running training loop (1 outside one)."""
+    return int(MessageHub.get_current_instance().get_info(ACCUMULATION_INFO, 1) or 1)
+
+
+def optimizer_step_begins() -> bool:
+    """Whether the current training iteration (``runner.iter``, as the ``RuntimeInfoHook``
+    publishes it) is the first micro-batch of an optimiser step: always without accumulation,
+    and outside a Runner."""
+    counts = accumulative_counts()
+    if counts == 1:
+        return True
+    iteration = MessageHub.get_current_instance().get_info('iter')
+    return iteration is None or iteration % counts == 0
+
 
 @MODELS.register_module()
 class FusedCosineEMA(CosineEMA):
@@ -45,15 +65,18 @@ class FusedCosineEMA(CosineEMA):
     def momentum_at(self, steps: int) -> float:
         """Weight of the new value at update number ``steps`` (cosine from momentum to end).
 
-        Held at ``end_momentum`` from ``max_iters`` on: updates past the schedule (a resume
-        that repeats iterations, a run extended without a new schedule) must not run the
-        cosine back towards the starting momentum."""
+        The cosine spans the run's optimiser steps: ``max_iters`` (micro-batches) over the
+        micro-batches of one step, for a teacher updated once per optimiser step under gradient
+        accumulation. Held at ``end_momentum`` from the last step on: updates past the schedule
+        (a resume that repeats iterations, a run extended without a new schedule) must not run
+        the cosine back towards the starting momentum."""
         max_iters = MessageHub.get_current_instance().get_info('max_iters')
         if max_iters is None:
             raise RuntimeError(
                 'FusedCosineEMA needs the total number of iterations for its cosine schedule: run '
                 'it inside an mmengine Runner, or call MessageHub.get_current_instance()'
                 '.update_info("max_iters", N) first.')
+        max_iters = max(max_iters // accumulative_counts(), 1)
         annealing = (cos(pi * min(steps, max_iters) / float(max_iters)) + 1) / 2
         return self.end_momentum - (self.end_momentum - self.momentum) * annealing
 
