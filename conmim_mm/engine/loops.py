@@ -70,15 +70,21 @@ class RecipeLoopMixin:
     def _apply_recipe(self, policy: str, rescale_schedule: bool, by_epoch: bool,
                       length: int) -> TotalBatch:
         runner = self.runner
-        scale_cfg = dict(runner.auto_scale_lr or {})
+        # mmengine's FlexibleRunner has no auto_scale_lr: the recipe batch comes from its config
+        scale_cfg = dict(getattr(runner, 'auto_scale_lr', None)
+                         or runner.cfg.get('auto_scale_lr') or {})
         if scale_cfg.get('enable'):  # --auto-scale-lr / auto_scale_lr.enable=True
             policy = 'scale_lr'
         self.total_batch = resolve_total_batch(scale_cfg.get('base_batch_size'),
                                                get_world_size(),
                                                per_process_batch(self.dataloader), policy)
         counts = self.total_batch.accumulation
-        if scale_cfg:  # mmengine's scale_lr applies the linear rule, only under scale_lr
-            runner.auto_scale_lr = dict(scale_cfg, enable=self.total_batch.lr_scale != 1.0)
+        if hasattr(runner, 'auto_scale_lr'):  # mmengine's scale_lr applies the linear rule
+            runner.auto_scale_lr = dict(scale_cfg, enable=self.total_batch.lr_scale != 1.0) \
+                if scale_cfg else None
+        elif self.total_batch.lr_scale != 1.0:
+            raise TotalBatchError(f'total batch: {type(runner).__name__} cannot scale the '
+                                  'learning rate (no auto_scale_lr); use the accumulate policy.')
         _set_accumulation(runner, counts)
         if counts > 1:
             _swap_hooks(runner, counts)

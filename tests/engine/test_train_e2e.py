@@ -90,7 +90,8 @@ def test_two_process_run_resumes_a_one_process_epoch_checkpoint(tmp_path, fashio
     with pytest.raises(SimulatedCrash):
         train_in_process(small_cfg(tmp_path, *options,
                                     hooks=[dict(type='CrashAfterEpochHook', epoch=1)]))
-    proc = train_with_tool(tmp_path, *options, nproc=2, args=['--resume'])
+    # 2 x 16 is twice the small recipe's batch: --auto-scale-lr trains it at twice the lr
+    proc = train_with_tool(tmp_path, *options, nproc=2, args=['--resume', '--auto-scale-lr'])
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert 'Distributed training: True' in log and 'MMDistributedDataParallel' in log

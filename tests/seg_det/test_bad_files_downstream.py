@@ -105,6 +105,7 @@ def seg_config(data_root, work_dir):
         train_dataloader=dict(batch_size=2, num_workers=0, persistent_workers=False,
                               dataset=dict(data_root=str(data_root))),
         train_cfg=dict(max_iters=3, val_interval=100),
+        auto_scale_lr=dict(base_batch_size=2),  # the tiny run's recipe: its batch
         default_hooks=dict(logger=dict(interval=1), checkpoint=dict(interval=100,
                                                                     save_last=False))))
     for key in ('val', 'test'):
@@ -171,6 +172,7 @@ def test_detection_run_skips_a_cut_image_the_coco_json_names(tmp_path, coco_with
                          data_prefix=dict(img=''), metainfo=dict(classes=VOC_CLASSES),
                          filter_cfg=dict(filter_empty_gt=True, min_size=0)))),
         train_cfg=dict(max_epochs=1, val_interval=100),
+        auto_scale_lr=dict(base_batch_size=1),  # the tiny run's recipe: its batch
         param_scheduler=[dict(type='ConstantLR', factor=1.0, by_epoch=True)],
         default_hooks=dict(logger=dict(interval=1),
                            checkpoint=dict(interval=100, save_last=False))))
