@@ -3,12 +3,7 @@
 # at epoch 300, the 10 warm-up epochs kept; total batch 2048 as there.
 _base_ = ['./conmim_vit-b.py']
 
-max_epochs = 300
-warmup_epochs = 10
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=warmup_epochs,
-         end=max_epochs, convert_to_iter_based=True),
-]
+max_epochs = 300  # the warm-up stays 10 epochs; the cosine ends with the run
+param_scheduler = [_base_.param_scheduler[0],
+                   dict(_base_.param_scheduler[1], end=max_epochs)]
 train_cfg = dict(max_epochs=max_epochs)

@@ -4,12 +4,7 @@
 # epoch 400, the 10 warm-up epochs kept.
 _base_ = ['./conmim_vit-l.py']
 
-max_epochs = 400
-warmup_epochs = 10
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=warmup_epochs,
-         end=max_epochs, convert_to_iter_based=True),
-]
+max_epochs = 400  # the warm-up stays 10 epochs; the cosine ends with the run
+param_scheduler = [_base_.param_scheduler[0],
+                   dict(_base_.param_scheduler[1], end=max_epochs)]
 train_cfg = dict(max_epochs=max_epochs)

@@ -11,9 +11,7 @@ _base_ = [
 max_epochs = 300
 warmup_epochs = 5
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=warmup_epochs,
-         convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=warmup_epochs,
-         end=max_epochs, convert_to_iter_based=True),
+    dict(_base_.param_scheduler[0], end=warmup_epochs),
+    dict(_base_.param_scheduler[1], begin=warmup_epochs, end=max_epochs),
 ]
 train_cfg = dict(max_epochs=max_epochs)
