@@ -398,3 +398,32 @@ def test_frozen_scores_classify_the_split_they_are_asked(tmp_path, fashion_mnist
     reads = json.load(open(tmp_path / 'reads.json'))
     assert [(r['split'], r['indices'], r['val_images']) for r in reads] == \
         [('train', 200, 10000), ('val', 100, 10000)]
+
+
+def test_references_are_the_raw_images_under_the_benchmark_protocols(tmp_path, fashion_mnist):
+    """Pixels and the position-free patch mean, kNN and logistic regression, on the benchmark's
+    splits: the weight decay is chosen on validation images, the test images are only queried,
+    and each number is what the benchmark's own functions give on those features."""
+    import torch
+    import fashion_mnist_references as refs
+    from conmim_mm.evaluation import knn_top1
+    out, results = tmp_path / 'refs.json', tmp_path / 'results.json'
+    results.write_text(json.dumps({'arms': {}}))
+    got = refs.main(['--data-root', fashion_mnist, '--bank-images', '300', '--val-eval-images',
+                     '100', '--query-images', '100', '--out', str(out),
+                     '--results-json', str(results)])
+    assert json.loads(out.read_text()) == got and json.loads(results.read_text()) == \
+        {'arms': {}, 'references': got}
+    bank, bank_y = refs.split_images(fashion_mnist, 'train', 300)
+    test, test_y = refs.split_images(fashion_mnist, 'test', 100)
+    assert got['pixels_knn'] == knn_top1(bank.flatten(1).float(), bank_y,
+                                         test.flatten(1).float(), test_y, k=20,
+                                         vote_temperature=0.07, num_classes=10)
+    # the patch mean of an image whose patches are all the same patch is that patch
+    tile = torch.arange(16, dtype=torch.uint8).view(4, 4)
+    assert torch.equal(refs.patch_mean(tile.repeat(7, 7)[None]), tile.flatten()[None].float())
+    for name in ('pixels', 'patch_mean'):
+        chosen = got[f'{name}_logistic']
+        assert set(chosen['val_top1']) == {str(d) for d in refs.WEIGHT_DECAYS}
+        assert chosen['val_top1'][str(chosen['weight_decay'])] == max(chosen['val_top1'].values())
+    assert got['pixels_knn'] > got['patch_mean_knn'] > 10  # layout matters; both above chance

@@ -45,3 +45,26 @@ def test_prepare_fashion_mnist_script(tmp_path):
     stderr = tool_fails('tools/data/prepare_fashion_mnist.py', '--out', tmp_path / 'x',
                         '--src', tmp_path / 'nowhere')  # in this process
     assert 'apt-get install dataset-fashion-mnist' in stderr
+
+
+def test_knn_checkpoints_gives_what_the_runs_monitor_logged(tmp_path, fashion_mnist):
+    """tools/analysis/knn_checkpoints.py scores a saved checkpoint as the run's KNNMonitorHook
+    scored the same weights at the end of that epoch."""
+    import json
+    from tests.helpers.runs import CONFIG, tiny_cfg, train_in_process
+    cfg = tiny_cfg(tmp_path, epochs=2)
+    sizes = dict(bank_dataloader=64, val_dataloader=32)
+    monitor = dict(cfg.knn_monitor, encoder='teacher', **{
+        key: dict(cfg.knn_monitor[key], dataset=dict(cfg.knn_monitor[key].dataset,
+                                                     data_root=fashion_mnist, indices=images))
+        for key, images in sizes.items()})
+    cfg.custom_hooks = [*cfg.custom_hooks, monitor]
+    runner = train_in_process(cfg)
+    logged = runner.message_hub.get_info('knn_teacher_top1')
+    rows = tool_main('tools/analysis/knn_checkpoints.py', CONFIG, tmp_path / 'epoch_2.pth',
+                     '--bank-images', '64', '--val-images', '32', '--json', tmp_path / 'k.json',
+                     '--cfg-options', 'model.backbone.arch.num_layers=2',
+                     f'knn_monitor.bank_dataloader.dataset.data_root={fashion_mnist}',
+                     f'knn_monitor.val_dataloader.dataset.data_root={fashion_mnist}')
+    assert rows[0]['teacher_top1'] == pytest.approx(logged) and 'student_top1' in rows[0]
+    assert json.loads((tmp_path / 'k.json').read_text()) == rows
