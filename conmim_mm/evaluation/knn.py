@@ -16,8 +16,9 @@ def pool_tokens(feats: torch.Tensor, pooling: str = 'mean', num_extra_tokens: in
 
     ``feats`` is (B, D) (already pooled), (B, D, h, w) (a feature map: averaged) or
     (B, N, D) tokens whose first ``num_extra_tokens`` are [CLS]-like; ``pooling`` picks
-    ``'cls'`` (the first token), ``'mean'`` (the mean of the patch tokens) or ``'cls+mean'``
-    (both, concatenated).
+    ``'cls'`` (the first token), ``'mean'`` (the mean of the patch tokens), ``'tokens'`` (every
+    patch token in grid order, concatenated: a readout that keeps the layout) or several of
+    them joined by ``+`` (e.g. ``'cls+mean'``), concatenated in that order.
     """
     if feats.dim() == 2:
         return feats
@@ -26,15 +27,17 @@ def pool_tokens(feats: torch.Tensor, pooling: str = 'mean', num_extra_tokens: in
     if feats.dim() != 3:
         raise ValueError(f'Cannot pool backbone features of shape {tuple(feats.shape)}.')
     patches = feats[:, num_extra_tokens:]
-    if pooling == 'mean':
-        return patches.mean(dim=1)
-    if num_extra_tokens < 1:
+    parts = pooling.split('+')
+    unknown = [p for p in parts if p not in ('cls', 'mean', 'tokens')]
+    if unknown or not parts:
+        raise ValueError(f"pooling must be 'cls', 'mean', 'tokens' or several joined by '+' "
+                         f"(e.g. 'cls+mean'), got '{pooling}'.")
+    if 'cls' in parts and num_extra_tokens < 1:
         raise ValueError(f"pooling='{pooling}' needs a [CLS] token; use pooling='mean'.")
-    if pooling == 'cls':
-        return feats[:, 0]
-    if pooling == 'cls+mean':
-        return torch.cat([feats[:, 0], patches.mean(dim=1)], dim=1)
-    raise ValueError(f"pooling must be 'cls', 'mean' or 'cls+mean', got '{pooling}'.")
+    pooled = dict(cls=lambda: feats[:, 0], mean=lambda: patches.mean(dim=1),
+                  tokens=lambda: patches.flatten(1))
+    return torch.cat([pooled[p]() for p in parts], dim=1) if len(parts) > 1 \
+        else pooled[parts[0]]()
 
 
 def _labels(data_samples) -> torch.Tensor:

@@ -43,6 +43,10 @@ def test_pool_tokens():
     assert torch.equal(pool_tokens(tokens, 'cls'), tokens[:, 0])
     assert torch.equal(pool_tokens(tokens, 'mean'), tokens[:, 1:].mean(1))
     assert pool_tokens(tokens, 'cls+mean').shape == (2, 6)
+    # the layout-keeping readout: every patch token, in grid order
+    assert torch.equal(pool_tokens(tokens, 'tokens'), tokens[:, 1:].reshape(2, 12))
+    assert torch.equal(pool_tokens(tokens, 'cls+mean+tokens'), torch.cat(
+        [tokens[:, 0], tokens[:, 1:].mean(1), tokens[:, 1:].reshape(2, 12)], dim=1))
     assert pool_tokens(torch.ones(2, 3, 4, 4)).shape == (2, 3)
     assert pool_tokens(torch.ones(2, 3)).shape == (2, 3)
     with pytest.raises(ValueError):

@@ -164,7 +164,8 @@ class Recorder:
         cfg = next((r['cfg'] for r in self.runs
                     if checkpoint and r['work_dir'] == os.path.dirname(checkpoint)), None)
         knn = 50 + 1000 * float(cfg.model.get('base_momentum', 0) if cfg else 0)
-        return dict(knn_mean=knn, linear_mean=knn + 1, knn_cls=knn, linear_cls=knn)
+        return dict(knn_mean=knn, linear_mean=knn + 1, knn_cls=knn, linear_cls=knn,
+                    knn_tokens=knn + 2, linear_tokens=knn + 3)
 
     def __call__(self, args, config, work_dir, options=()):
         import torch
@@ -266,7 +267,8 @@ def test_sweep_selects_on_the_validation_split_and_the_final_runs_use_it(
     assert set(results) >= {'arms', 'budget', 'selection'}
     assert set(results['arms']) == set(bench.ARMS)
     for arm, row in results['arms'].items():
-        assert set(row) == {'knn_top1', 'linear_top1', 'finetune_top1'}
+        assert set(row) == {'knn_top1', 'linear_top1', 'knn_tokens_top1', 'linear_tokens_top1',
+                            'finetune_top1'}
         assert all(len(values) == 2 for values in row.values()), arm
     gains = results['finetune_gain_over_random']['iters']
     assert set(gains) == {'conmim', 'mae', 'simmim'}
@@ -393,7 +395,8 @@ def test_frozen_scores_classify_the_split_they_are_asked(tmp_path, fashion_mnist
     monkeypatch.setattr(conmim_mm.evaluation, 'linear_probe', class_means)
     args = bench.parse_args(['--work-dir', str(tmp_path), '--data-root', fashion_mnist, *TINY])
     res = bench.frozen_scores(args, 'random', None, 0, 'val', 'sweep', 'probe')
-    assert set(res) == {'knn_mean', 'knn_cls', 'linear_mean', 'linear_cls'}
+    assert set(res) == {'knn_mean', 'knn_cls', 'linear_mean', 'linear_cls', 'knn_tokens',
+                        'linear_tokens'}
     assert all(0 <= v <= 100 for v in res.values())
     reads = json.load(open(tmp_path / 'reads.json'))
     assert [(r['split'], r['indices'], r['val_images']) for r in reads] == \

@@ -83,6 +83,8 @@ MONITOR = dict(conmim='knn/teacher_top1', mae='knn/top1', simmim='knn/top1')
 TRAIN_IMAGES = 60000  # Fashion-MNIST's training images, before the validation split
 TEST_IMAGES = 10000
 METRICS = (('knn_top1', 'kNN top-1 (k=20)'), ('linear_top1', 'linear probe top-1'),
+           ('knn_tokens_top1', 'kNN top-1, tokens kept'),
+           ('linear_tokens_top1', 'linear probe top-1, tokens kept'),
            ('finetune_top1', 'fine-tune top-1'))
 
 
@@ -484,7 +486,7 @@ def frozen_scores(args, arm, checkpoint, seed, query_split, stage, run, override
     from conmim_mm.evaluation import extract_features, knn_top1, linear_probe, make_encoder
     model, cfg = build_model(args, arm, checkpoint, seed, overrides)
     # the ConMIM recipe transfers the teacher; random = the student at its initialisation
-    encode = make_encoder(model, 'teacher' if arm == 'conmim' else 'student', 'cls+mean')
+    encode = make_encoder(model, 'teacher' if arm == 'conmim' else 'student', 'cls+mean+tokens')
     feats = {}
     query_images = args.test_images if query_split == 'test' else args.val_eval_images
     for split, images in (('train', args.bank_images), (query_split, query_images)):
@@ -493,9 +495,10 @@ def frozen_scores(args, arm, checkpoint, seed, query_split, stage, run, override
                                            val_images=args.val_images))
         feats[split] = extract_features(encode, loader, model.data_preprocessor)
     (train_f, train_y), (query_f, query_y) = feats['train'], feats[query_split]
-    dim = train_f.shape[1] // 2  # [cls, mean]
+    dim = model.backbone.embed_dims  # [cls, mean, every patch token in grid order]
     res = {}
-    for pooling, part in (('mean', slice(dim, None)), ('cls', slice(0, dim))):
+    for pooling, part in (('mean', slice(dim, 2 * dim)), ('cls', slice(0, dim)),
+                          ('tokens', slice(2 * dim, None))):
         res[f'knn_{pooling}'] = knn_top1(train_f[:, part], train_y, query_f[:, part], query_y,
                                          k=20, vote_temperature=0.07, num_classes=10)
         res[f'linear_{pooling}'] = linear_probe(train_f[:, part], train_y, query_f[:, part],
@@ -823,6 +826,9 @@ def collect_arms(args, budget):
             if arm in frozen:
                 row['knn_top1'].append(frozen[arm]['knn_mean'])
                 row['linear_top1'].append(frozen[arm]['linear_mean'])
+                if 'knn_tokens' in frozen[arm]:  # the layout-keeping readout
+                    row['knn_tokens_top1'].append(frozen[arm]['knn_tokens'])
+                    row['linear_tokens_top1'].append(frozen[arm]['linear_tokens'])
             if arm in tuned:
                 row['finetune_top1'].append(tuned[arm]['top1'])
         if any(row.values()):
@@ -1012,7 +1018,8 @@ def plot(args, arms, curves):
                 bars_ax.text(bar.get_x() + bar.get_width() / 2, v + 0.5, f'{v:.1f}',
                              ha='center', fontsize=6)
     bars_ax.set_xticks(np.arange(len(METRICS)))
-    bars_ax.set_xticklabels(['kNN', 'linear probe', 'fine-tune'])
+    bars_ax.set_xticklabels(['kNN', 'linear probe', 'kNN, tokens', 'linear, tokens',
+                             'fine-tune'], fontsize=7)
     low = min([v for row in arms.values() for m, _ in METRICS for v in row[m]] or [0])
     bars_ax.set_ylim(max(0, low - 10), 100)
     bars_ax.set_ylabel('top-1 on the test images (%)')
