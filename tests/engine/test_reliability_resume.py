@@ -185,6 +185,30 @@ def test_preemption_signal_saves_an_exact_checkpoint_and_exits_75(tiny_preempted
         torch.testing.assert_close(got[key], expected[key])
 
 
+def test_preemption_under_accumulation_saves_at_the_end_of_the_optimiser_step(tmp_path,
+                                                                           fashion_mnist):
+    """Batch 8 with a recipe of 16: 2 micro-batches per optimiser step. SIGUSR1 during
+    iteration 5, the first micro-batch of step 3: the save waits for iteration 6, which ends
+    the step, so no accumulated gradient is lost; resumed, the run ends with the weights of
+    an uninterrupted one."""
+    options = {'auto_scale_lr.base_batch_size': 16}
+    reference = train_in_process(tiny_cfg(tmp_path / 'reference', batch=8, **options))
+    assert reference.iter == 16 and int(tensors(tmp_path / 'reference' / 'epoch_2.pth')[
+        'teacher.steps']) == 8
+    work_dir = tmp_path / 'work'
+    hooks = [dict(type='SignalDuringIterHook', iteration=5, signal='SIGUSR1')]
+    with pytest.raises(SystemExit) as stop:
+        train_in_process(tiny_cfg(work_dir, batch=8, hooks=hooks, **options))
+    assert stop.value.code == EXIT_PREEMPTED
+    assert (work_dir / 'last_checkpoint').read_text() == str(work_dir / 'iter_6.pth')
+    runner = train_in_process(tiny_cfg(work_dir, batch=8, resume=True, **options))
+    assert runner.iter == 16
+    expected, got = tensors(tmp_path / 'reference' / 'epoch_2.pth'), \
+        tensors(work_dir / 'epoch_2.pth')
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key])
+
+
 def test_slurm_launcher_requeues_a_preempted_job(tmp_path):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
