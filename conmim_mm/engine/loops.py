@@ -25,13 +25,9 @@ from mmengine.registry import LOOPS
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from ..models.utils.fused_ema import ACCUMULATION_INFO
+from .hooks.mid_epoch_resume import per_process_batch_size
 from .hooks.optimizer_step_scheduler_hook import OptimizerStepParamSchedulerHook
 from .recipe import TotalBatch, TotalBatchError, resolve_schedule, resolve_total_batch
-
-
-def per_process_batch(dataloader) -> int:
-    size = getattr(dataloader, 'batch_size', None)
-    return size if size is not None else dataloader.batch_sampler.batch_size
 
 
 def _set_accumulation(runner, counts: int) -> None:
@@ -77,7 +73,7 @@ class RecipeLoopMixin:
             policy = 'scale_lr'
         self.total_batch = resolve_total_batch(scale_cfg.get('base_batch_size'),
                                                get_world_size(),
-                                               per_process_batch(self.dataloader), policy)
+                                               per_process_batch_size(self.dataloader), policy)
         counts = self.total_batch.accumulation
         if hasattr(runner, 'auto_scale_lr'):  # mmengine's scale_lr applies the linear rule
             runner.auto_scale_lr = dict(scale_cfg, enable=self.total_batch.lr_scale != 1.0) \
@@ -110,9 +106,10 @@ class RecipeLoopMixin:
         print_log(self.total_batch.describe(), logger='current')
         return self.total_batch
 
-    def _publish_accumulation(self) -> None:
-        # after a resume, whose MessageHub state would hold the saved run's value
+    def run(self):
+        # published here, after a resume, whose MessageHub state holds the saved run's value
         self.runner.message_hub.update_info(ACCUMULATION_INFO, self.total_batch.accumulation)
+        return super().run()
 
 
 @LOOPS.register_module()
@@ -140,10 +137,6 @@ class RecipeEpochBasedTrainLoop(RecipeLoopMixin, EpochBasedTrainLoop):
         self._apply_recipe(total_batch_policy, rescale_schedule, True, self._max_epochs)
         self.batches_per_epoch = self.steps_per_epoch * self.total_batch.accumulation
         self._max_iters = self._max_epochs * self.batches_per_epoch
-
-    def run(self):
-        self._publish_accumulation()
-        return super().run()
 
     def run_epoch(self) -> None:
         """mmengine's epoch, ending after ``batches_per_epoch`` batches."""
@@ -185,6 +178,3 @@ class RecipeIterBasedTrainLoop(RecipeLoopMixin, IterBasedTrainLoop):
             self.val_interval *= counts
             self.dynamic_intervals = [self.val_interval]
 
-    def run(self):
-        self._publish_accumulation()
-        return super().run()

@@ -130,11 +130,9 @@ class _Span:
     explicit_end: bool
 
 
-def _unit(scheduler: dict, steps_per_epoch: int) -> Tuple[float, bool]:
-    """(steps per unit of the scheduler's begin / end, whether it steps once per epoch)."""
-    if not scheduler.get('by_epoch', True):
-        return 1.0, False
-    return float(steps_per_epoch), not scheduler.get('convert_to_iter_based', False)
+def _unit(scheduler: dict, steps_per_epoch: int) -> float:
+    """Optimiser steps per unit of the scheduler's begin / end."""
+    return float(steps_per_epoch) if scheduler.get('by_epoch', True) else 1.0
 
 
 def describe_length(steps: float, steps_per_epoch: int, by_epoch: bool) -> str:
@@ -159,7 +157,7 @@ def resolve_schedule(schedulers: Sequence[dict], total_steps: int, steps_per_epo
     schedulers = [dict(s) for s in schedulers]
     spans = []
     for index, scheduler in enumerate(schedulers):
-        unit, _ = _unit(scheduler, steps_per_epoch)
+        unit = _unit(scheduler, steps_per_epoch)
         explicit = scheduler.get('end') is not None
         end = scheduler['end'] * unit if explicit else float(total_steps)
         spans.append(_Span(index, unit, scheduler.get('begin', 0) * unit, end, explicit))

@@ -39,9 +39,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def step_of(path):
+def step_of(path, checkpoint):
     """The iteration a checkpoint was saved at (its meta; the file name as a fallback)."""
-    meta = torch.load(path, map_location='cpu', weights_only=False).get('meta', {})
+    meta = checkpoint.get('meta', {})
     if 'iter' in meta:
         return int(meta['iter'])
     match = re.search(r'iter_(\d+)', osp.basename(path))
@@ -71,9 +71,10 @@ def main(argv=None):
         loaders.append(Runner.build_dataloader(loader))
     model = MODELS.build(cfg.model).eval()
     rows = []
-    for path in sorted(args.checkpoints, key=step_of):
-        load_checkpoint(model, path, map_location='cpu', strict=True, logger='silent')
-        row = dict(checkpoint=path, iter=step_of(path))
+    for path in args.checkpoints:
+        checkpoint = load_checkpoint(model, path, map_location='cpu', strict=True,
+                                     logger='silent')
+        row = dict(checkpoint=path, iter=step_of(path, checkpoint))
         for encoder in args.encoders:
             encode = make_encoder(model, encoder, monitor.get('pooling', 'mean'))
             with torch.no_grad():
@@ -84,6 +85,7 @@ def main(argv=None):
                                                                            0.07))
         rows.append(row)
         print(json.dumps(row))
+    rows.sort(key=lambda row: row['iter'] if row['iter'] is not None else -1)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=2)
